@@ -1,0 +1,11 @@
+"""cures-verl: CurES curriculum sampling and rollout allocation for verl.
+
+CurES ("CurES: From Gradient Analysis to Efficient Curriculum Learning for Reasoning LLMs",
+arXiv 2510.01037) decides which prompts enter each GRPO batch and how many rollouts each gets.
+The algorithm lives in :mod:`cures_verl.core` (pure numpy); :mod:`cures_verl.verl_adapter` is the
+only place that imports verl.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,24 @@
+"""Shared pytest configuration.
+
+Tests import optional dependencies with ``pytest.importorskip``. With ``CI=true`` a missing optional
+dependency fails the run instead of skipping, so a broken install step cannot pass as green.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+if IN_CI:
+    _importorskip = pytest.importorskip
+
+    def _importorfail(modname: str, *args, **kwargs):
+        try:
+            return _importorskip(modname, *args, **kwargs)
+        except pytest.skip.Exception as exc:
+            pytest.fail(f"CI=true but optional dependency {modname!r} is missing: {exc}", pytrace=False)
+
+    pytest.importorskip = _importorfail
