@@ -1,0 +1,382 @@
+"""Typed, frozen configuration of CurES, and its presets.
+
+One dataclass per component, nested under :class:`CuresConfig`. These classes are the single source
+of truth: the Hydra ``cures:`` block (``cures_verl/verl_adapter/config/cures_trainer.yaml``) mirrors
+them key for key, and a test keeps the two equal. This module imports only the standard library, so
+it can be used without numpy, torch or verl.
+
+Every field carries an attribute docstring; ``docs/configuration.md`` lists them all. Validation
+errors name the full Hydra key (``cures.sampler.temperature``) and say how to fix the value.
+
+Presets (``cures.preset``):
+
+* ``paper``: faithful to the paper (arXiv 2510.01037, Algorithm 1). The paper gives no value for the
+  sampling temperature tau; we default to 0.1 (a 148x weight ratio between p=0.5 and p in {0, 1}).
+* ``official_code``: mimics the released code (github.com/ZexuSun/CurES): per-prompt temperature
+  100 * (alpha + 1) (near-uniform sampling), zero-variance prompts dropped, rollout counts from the
+  cold-start counts only (no online posterior update), maximum-likelihood accuracy in sigma_i.
+* ``recommended``: our own configuration, beyond the paper (see docs/beyond_the_paper.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Literal, TypeVar, get_args
+
+__all__ = [
+    "PosteriorConfig",
+    "SamplerConfig",
+    "AllocationConfig",
+    "ScheduleConfig",
+    "CuresConfig",
+    "PRESETS",
+    "preset_config",
+    "preset_values",
+]
+
+RewardRule = Literal["binary", "threshold", "fractional"]
+SamplingScore = Literal["mean", "thompson", "expected_std", "informative"]
+TemperatureRule = Literal["constant", "count_scaled"]
+GradStdSource = Literal["accuracy", "gradient_norms"]
+AccuracyEstimate = Literal["posterior_mean", "mle"]
+ZeroVariancePolicy = Literal["floor", "drop"]
+ScheduleMode = Literal["iterations", "continuous"]
+SubsetSplit = Literal["contiguous", "shuffled"]
+PriorSource = Literal["uniform", "dataset"]
+
+
+def _fail(key: str, value: object, fix: str) -> ValueError:
+    return ValueError(f"cures.{key}={value!r} is invalid: {fix}")
+
+
+def _check_choice(key: str, value: object, literal: Any) -> None:
+    choices = get_args(literal)
+    if value not in choices:
+        raise _fail(key, value, f"choose one of {', '.join(map(repr, choices))}")
+
+
+def _check_positive(key: str, value: float, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(key, value, "expected a finite number")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise _fail(key, value, "must be >= 0" if allow_zero else "must be > 0")
+
+
+def _check_int(key: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(key, value, "expected an integer")
+    if value < minimum:
+        raise _fail(key, value, f"must be >= {minimum}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PosteriorConfig:
+    """Per-prompt Beta posterior of accuracy (CurES Eqs. 22-24)."""
+
+    prior_correct: float = 1.0
+    """alpha_0, pseudo-count of correct rollouts in the Beta prior. The paper states no prior; the official
+    code uses Beta(1, 1). Must be > 0."""
+
+    prior_incorrect: float = 1.0
+    """beta_0, pseudo-count of incorrect rollouts in the Beta prior. Must be > 0."""
+
+    prior_source: PriorSource = "uniform"
+    """Where priors come from: ``uniform`` uses prior_correct/prior_incorrect for every prompt; ``dataset``
+    centres each prompt's prior on a per-prompt pass rate supplied by the caller (e.g. a dataset column), with
+    total strength prior_correct + prior_incorrect."""
+
+    online_update: bool = True
+    """Update the posterior with the rewards of every training step (Algorithm 1, line 12). The released code
+    only uses the cold-start counts (False)."""
+
+    forgetting: float = 0.0
+    """Fraction of the observed counts forgotten after each training step (exponential decay toward the prior,
+    for non-stationary training). 0 disables it (the paper resets per iteration instead). In [0, 1)."""
+
+    reward_rule: RewardRule = "binary"
+    """How rewards become Beta counts: ``binary`` requires rewards in {0, 1}; ``threshold`` counts a rollout as
+    correct when reward >= reward_threshold; ``fractional`` adds r to the correct and 1 - r to the incorrect
+    count (rewards must lie in [0, 1])."""
+
+    reward_threshold: float = 0.5
+    """Threshold of the ``threshold`` reward rule."""
+
+    def __post_init__(self) -> None:
+        _check_positive("posterior.prior_correct", self.prior_correct)
+        _check_positive("posterior.prior_incorrect", self.prior_incorrect)
+        _check_choice("posterior.prior_source", self.prior_source, PriorSource)
+        _check_positive("posterior.forgetting", self.forgetting, allow_zero=True)
+        if self.forgetting >= 1:
+            raise _fail("posterior.forgetting", self.forgetting, "must be < 1 (1 would forget every observation)")
+        _check_choice("posterior.reward_rule", self.reward_rule, RewardRule)
+        if not isinstance(self.reward_threshold, int | float) or not 0 < self.reward_threshold <= 1:
+            raise _fail("posterior.reward_threshold", self.reward_threshold, "must lie in (0, 1]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplerConfig:
+    """Prompt-sampling distribution rho(x) proportional to exp(score(x) / tau) (CurES Eq. 14)."""
+
+    temperature: float = 0.1
+    """tau in Eq. 14. The paper gives no value; 0.1 puts 148x more weight on p=0.5 than on p in {0, 1}. Large
+    values approach uniform sampling. Must lie in [1e-3, 1e3]."""
+
+    temperature_rule: TemperatureRule = "constant"
+    """``constant`` uses tau for every prompt (paper). ``count_scaled`` uses tau * (num_correct + 1) per prompt,
+    as the released code does with tau = 100."""
+
+    score: SamplingScore = "mean"
+    """The prompt score in the exponent. ``mean``: sqrt(p(1-p)) at the posterior mean (paper). ``thompson``:
+    sqrt(p(1-p)) at a posterior draw. ``expected_std``: E[sqrt(p(1-p))] under the posterior. ``informative``:
+    probability that a group of informative_group_size rollouts is not all-equal, 1 - E[p^n] - E[(1-p)^n]."""
+
+    informative_group_size: int = 8
+    """n in the ``informative`` score (the group size a prompt is expected to get). Must be >= 2."""
+
+    def __post_init__(self) -> None:
+        _check_positive("sampler.temperature", self.temperature)
+        if not 1e-3 <= self.temperature <= 1e3:
+            raise _fail("sampler.temperature", self.temperature, "must lie in [1e-3, 1e3]")
+        _check_choice("sampler.temperature_rule", self.temperature_rule, TemperatureRule)
+        _check_choice("sampler.score", self.score, SamplingScore)
+        _check_int("sampler.informative_group_size", self.informative_group_size, minimum=2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AllocationConfig:
+    """Rollouts per sampled prompt, n_i proportional to sigma_i under a fixed budget (CurES Eq. 20)."""
+
+    enable: bool = True
+    """Allocate rollouts by Eq. 20. False gives every sampled prompt the nominal number of rollouts (the
+    sampler-only ablation)."""
+
+    grad_std: GradStdSource = "accuracy"
+    """Source of sigma_i: ``accuracy`` uses sqrt(p(1-p)) (Eq. 21 with equal gradient norms);
+    ``gradient_norms`` uses Eq. 21 with per-prompt gradient-norm statistics supplied by the caller."""
+
+    accuracy_estimate: AccuracyEstimate = "posterior_mean"
+    """Which accuracy goes into sigma_i: the posterior mean (paper) or the maximum-likelihood estimate
+    num_correct / num_observed (released code; it makes sigma_i = 0 for all-correct or all-wrong prompts). A
+    prompt with no observation has no MLE and uses its prior mean."""
+
+    min_per_prompt: int = 2
+    """Minimum rollouts per kept prompt. GRPO needs 2: verl gives a group of size 1 its raw reward as
+    advantage. Must be >= 1."""
+
+    max_per_prompt: int | None = None
+    """Optional maximum rollouts per prompt (water-filling redistributes the excess). null = no maximum."""
+
+    zero_variance: ZeroVariancePolicy = "floor"
+    """Prompts with sigma_i = 0: ``floor`` gives them min_per_prompt rollouts; ``drop`` gives them none (the
+    released code), so the rest of the batch shares the budget."""
+
+    multiple_of: int = 1
+    """The step's total number of rollouts is a multiple of this (e.g. the data-parallel size). The budget must
+    be a multiple of it; under ``drop`` a smaller total is rounded down to it."""
+
+    def __post_init__(self) -> None:
+        _check_choice("allocation.grad_std", self.grad_std, GradStdSource)
+        _check_choice("allocation.accuracy_estimate", self.accuracy_estimate, AccuracyEstimate)
+        _check_int("allocation.min_per_prompt", self.min_per_prompt, minimum=1)
+        if self.max_per_prompt is not None:
+            _check_int("allocation.max_per_prompt", self.max_per_prompt, minimum=1)
+            if self.max_per_prompt < self.min_per_prompt:
+                raise _fail(
+                    "allocation.max_per_prompt",
+                    self.max_per_prompt,
+                    f"must be >= cures.allocation.min_per_prompt={self.min_per_prompt}",
+                )
+        _check_choice("allocation.zero_variance", self.zero_variance, ZeroVariancePolicy)
+        _check_int("allocation.multiple_of", self.multiple_of, minimum=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleConfig:
+    """Which prompts are eligible at each step, and when estimates start afresh (CurES Sec. 4.3)."""
+
+    mode: ScheduleMode = "iterations"
+    """``iterations``: the paper's schedule, the dataset split into num_iterations subsets trained for
+    steps_per_iteration steps each, estimates reset per subset. ``continuous``: the whole dataset is eligible at
+    every step, the posterior is updated online (use posterior.forgetting for drift)."""
+
+    num_iterations: int = 15
+    """T, the number of subsets the dataset is split into (paper: 15). Used by mode=iterations."""
+
+    steps_per_iteration: int = 10
+    """M, training steps per subset (paper: 10). Used by mode=iterations."""
+
+    cold_start_rollouts: int = 4
+    """N', rollouts per prompt in the cold-start pass over each subset (mode=iterations) or over the whole
+    dataset (mode=continuous) before training on it. 0 disables the cold start. Cold-start rollouts count
+    toward the rollout total."""
+
+    train_on_cold_start: bool = False
+    """Whether the policy is also updated on the cold-start rollouts. The paper and the released code only use
+    them to initialise the estimates (False)."""
+
+    reset_each_iteration: bool = True
+    """Reset the posterior of a subset to its prior when its iteration starts (paper). Matters when the schedule
+    wraps around the dataset more than once."""
+
+    split: SubsetSplit = "contiguous"
+    """How prompts are assigned to subsets: ``contiguous`` blocks in dataset order (for pre-split data such as the
+    15 Numina subsets concatenated in order) or ``shuffled`` by the seed."""
+
+    def __post_init__(self) -> None:
+        _check_choice("schedule.mode", self.mode, ScheduleMode)
+        _check_int("schedule.num_iterations", self.num_iterations, minimum=1)
+        _check_int("schedule.steps_per_iteration", self.steps_per_iteration, minimum=1)
+        _check_int("schedule.cold_start_rollouts", self.cold_start_rollouts, minimum=0)
+        if self.cold_start_rollouts == 1:
+            raise _fail(
+                "schedule.cold_start_rollouts",
+                1,
+                "use 0 (no cold start) or >= 2: a GRPO group of one rollout has no baseline",
+            )
+        _check_choice("schedule.split", self.split, SubsetSplit)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CuresConfig:
+    """Everything CurES needs beyond verl's own settings (the Hydra ``cures:`` block)."""
+
+    enable: bool = True
+    """Use CurES. False gives plain verl GRPO through the same entry point."""
+
+    preset: str = "paper"
+    """The preset the other values were taken from: ``paper``, ``official_code`` or ``recommended``. Keys set
+    explicitly override the preset's values."""
+
+    seed: int = 0
+    """Seed of the sampler's random generator (prompt draws, Thompson draws, subset shuffling)."""
+
+    posterior: PosteriorConfig = field(default_factory=PosteriorConfig)
+    """Per-prompt Beta posterior of accuracy."""
+
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    """Prompt-sampling distribution."""
+
+    allocation: AllocationConfig = field(default_factory=AllocationConfig)
+    """Rollout allocation."""
+
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    """Iteration schedule."""
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise _fail("preset", self.preset, f"choose one of {', '.join(map(repr, PRESETS))}")
+        _check_int("seed", self.seed, minimum=0)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> CuresConfig:
+        """Build a config from a nested mapping (e.g. the resolved Hydra ``cures:`` block).
+
+        The named ``preset`` supplies every value the mapping leaves out; the mapping's values win.
+        Unknown keys raise ``ValueError`` naming the key.
+
+        Example:
+            >>> CuresConfig.from_mapping({"sampler": {"temperature": 0.5}}).sampler.temperature
+            0.5
+            >>> CuresConfig.from_mapping({"preset": "official_code"}).allocation.zero_variance
+            'drop'
+        """
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"cures config must be a mapping, got {type(mapping).__name__}")
+        preset = mapping.get("preset", "paper")
+        return preset_config(str(preset), {k: v for k, v in mapping.items() if k != "preset"})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a nested plain dict (the inverse of :meth:`from_mapping`)."""
+        return dataclasses.asdict(self)
+
+    def differences_from_preset(self) -> dict[str, tuple[Any, Any]]:
+        """Flat ``{"sampler.temperature": (preset_value, value)}`` for every key that differs from the preset."""
+        base = _flatten(preset_config(self.preset).to_dict())
+        mine = _flatten(self.to_dict())
+        return {k: (base[k], v) for k, v in mine.items() if base.get(k) != v and k != "preset"}
+
+
+_T = TypeVar("_T")
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _apply(obj: _T, overrides: Mapping[str, Any], prefix: str) -> _T:
+    """Return ``obj`` (a config dataclass) with nested ``overrides`` applied; unknown keys raise."""
+    assert is_dataclass(obj) and not isinstance(obj, type)
+    known = {f.name: f for f in fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in known:
+            raise ValueError(f"unknown config key cures.{prefix}{key}; valid keys here: {', '.join(sorted(known))}")
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ValueError(f"cures.{prefix}{key} must be a mapping of sub-keys, got {value!r}")
+            changes[key] = _apply(current, value, f"{prefix}{key}.")
+        else:
+            changes[key] = _coerce(f"{prefix}{key}", current, value)
+    return replace(obj, **changes)
+
+
+def _coerce(key: str, current: object, value: Any) -> Any:
+    """Accept ints where floats are expected (YAML writes 1 for 1.0); everything else must match."""
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+# Values that differ from the dataclass defaults (which are the ``paper`` preset).
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "official_code": {
+        "posterior": {"online_update": False},
+        "sampler": {"temperature": 100.0, "temperature_rule": "count_scaled"},
+        "allocation": {"accuracy_estimate": "mle", "zero_variance": "drop"},
+    },
+    # Filled in by the beyond-the-paper work (docs/beyond_the_paper.md); until then it equals ``paper``.
+    "recommended": {},
+}
+
+
+def preset_config(name: str, overrides: Mapping[str, Any] | None = None) -> CuresConfig:
+    """The config of preset ``name`` with optional nested ``overrides`` applied.
+
+    Args:
+        name: One of ``PRESETS`` (``paper``, ``official_code``, ``recommended``).
+        overrides: Nested mapping of keys to change, e.g. ``{"sampler": {"temperature": 0.2}}``.
+
+    Raises:
+        ValueError: If the preset or a key is unknown, or a value is invalid.
+
+    Example:
+        >>> preset_config("official_code").sampler.temperature_rule
+        'count_scaled'
+        >>> preset_config("paper", {"allocation": {"max_per_prompt": 64}}).allocation.max_per_prompt
+        64
+    """
+    if name not in PRESETS:
+        raise _fail("preset", name, f"choose one of {', '.join(map(repr, PRESETS))}")
+    config = _apply(CuresConfig(preset=name), PRESETS[name], "")
+    return _apply(config, overrides or {}, "")
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """Flat ``{"sampler.temperature": value, ...}`` of every key of preset ``name`` (used by the Hydra resolver).
+
+    Example:
+        >>> preset_values("official_code")["sampler.temperature"]
+        100.0
+    """
+    return _flatten(preset_config(name).to_dict())

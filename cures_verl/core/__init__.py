@@ -1,0 +1,52 @@
+"""The CurES algorithm in pure numpy (no torch, verl or ray import; a test enforces it).
+
+Modules, each named after what it holds:
+
+* :mod:`~cures_verl.core.difficulty`: per-prompt Beta posterior of accuracy (Eqs. 22-24).
+* :mod:`~cures_verl.core.sampling`: the sampling distribution rho (Eq. 14) and distinct draws.
+* :mod:`~cures_verl.core.allocation`: rollouts per prompt under a budget (Eqs. 20-21).
+* :mod:`~cures_verl.core.schedule`: the iteration schedule (Sec. 4.3) and a continuous one.
+* :mod:`~cures_verl.core.grouping`: per-rollout rewards -> per-prompt counts.
+* :mod:`~cures_verl.core.curriculum`: :class:`CurriculumSampler`, the step loop built from the above.
+* :mod:`~cures_verl.core.sumtree`: the O(k log N) weighted-sampling structure behind it.
+"""
+
+from __future__ import annotations
+
+from cures_verl.core.allocation import allocate_rollouts, grad_std_from_gradient_norms, round_preserving_sum
+from cures_verl.core.curriculum import CurriculumSampler, StepPlan
+from cures_verl.core.difficulty import (
+    BetaAccuracyTracker,
+    beta_mean,
+    beta_variance,
+    expected_reward_std,
+    informative_probability,
+)
+from cures_verl.core.grouping import PromptCounts, count_rollouts, rewards_to_outcomes
+from cures_verl.core.sampling import draw_distinct, gumbel_top_k, prompt_scores, reward_std, sampling_probabilities
+from cures_verl.core.schedule import Phase, Schedule
+from cures_verl.core.sumtree import SumTree
+
+__all__ = [
+    "BetaAccuracyTracker",
+    "CurriculumSampler",
+    "Phase",
+    "PromptCounts",
+    "Schedule",
+    "StepPlan",
+    "SumTree",
+    "allocate_rollouts",
+    "beta_mean",
+    "beta_variance",
+    "count_rollouts",
+    "draw_distinct",
+    "expected_reward_std",
+    "grad_std_from_gradient_norms",
+    "gumbel_top_k",
+    "informative_probability",
+    "prompt_scores",
+    "reward_std",
+    "rewards_to_outcomes",
+    "round_preserving_sum",
+    "sampling_probabilities",
+]

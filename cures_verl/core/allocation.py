@@ -1,0 +1,238 @@
+"""Rollout allocation n_i = N sigma_i / sum_j sigma_j under a fixed budget (CurES Sec. 4.2, Eqs. 20-21).
+
+Minimising the trace of the variance of the gradient estimator under sum_i n_i = N gives n_i
+proportional to sigma_i, the standard deviation of prompt i's per-rollout gradient term (Eq. 20).
+sigma_i^2 has a closed form in p_i and the expected squared log-prob gradient norms of correct and
+incorrect rollouts (Eq. 21); with equal norms everywhere it reduces to sigma_i proportional to
+sqrt(p_i(1-p_i)).
+
+The paper gives no rounding rule and no bounds. We make both explicit:
+
+* continuous optimum with bounds: n_i = clip(lambda sigma_i, lo, hi) with lambda chosen so the sum is
+  N (water-filling); prompts with sigma_i = 0 sit at the floor (``floor``) or get nothing (``drop``,
+  as the released code does);
+* largest-remainder rounding, so the integer counts sum to exactly N and each is within one of its
+  continuous value;
+* infeasible settings (N < m * min, N > m * max) raise an error naming the numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cures_verl.core._typing import FloatArray, IntArray
+
+__all__ = ["allocate_rollouts", "grad_std_from_gradient_norms", "round_preserving_sum"]
+
+
+def grad_std_from_gradient_norms(
+    accuracy: FloatArray,
+    sq_norm_correct: FloatArray,
+    sq_norm_incorrect: FloatArray,
+    mean_gradient_gap_sq: FloatArray | None = None,
+) -> FloatArray:
+    """sigma_i from gradient-norm statistics (CurES Eq. 21).
+
+    sigma^2 = p (1-p)^2 E_{r=1}||g||^2 + p^2 (1-p) E_{r=0}||g||^2 - p^2 (1-p)^2 ||E_{r=1}[g] - E_{r=0}[g]||^2,
+    with g the gradient of the log-probability of a rollout. Negative values from noisy estimates are clipped
+    to zero. With equal norms c and no gap term this is c sqrt(p(1-p)).
+
+    Args:
+        accuracy: p_i in [0, 1], shape ``(m,)``.
+        sq_norm_correct: E||g||^2 over correct rollouts, shape ``(m,)``, >= 0.
+        sq_norm_incorrect: E||g||^2 over incorrect rollouts, shape ``(m,)``, >= 0.
+        mean_gradient_gap_sq: ||E_{r=1}[g] - E_{r=0}[g]||^2, shape ``(m,)``, >= 0; None drops the term.
+            (The released code approximates it by the squared difference of the mean norms.)
+
+    Returns:
+        sigma_i >= 0, float64, shape ``(m,)``.
+
+    Raises:
+        ValueError: On shape mismatch, NaN, negative norms or accuracies outside [0, 1].
+
+    Example:
+        >>> grad_std_from_gradient_norms(np.array([0.5, 0.5]), np.array([4.0, 1.0]), np.array([4.0, 1.0])).tolist()
+        [1.0, 0.5]
+    """
+    p = np.asarray(accuracy, dtype=np.float64)
+    e1 = np.asarray(sq_norm_correct, dtype=np.float64)
+    e0 = np.asarray(sq_norm_incorrect, dtype=np.float64)
+    gap = np.zeros_like(p) if mean_gradient_gap_sq is None else np.asarray(mean_gradient_gap_sq, dtype=np.float64)
+    if not (p.shape == e1.shape == e0.shape == gap.shape) or p.ndim != 1:
+        raise ValueError("accuracy and the gradient statistics must be 1-D arrays of the same length")
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValueError("accuracy must lie in [0, 1]")
+    for name, arr in (("sq_norm_correct", e1), ("sq_norm_incorrect", e0), ("mean_gradient_gap_sq", gap)):
+        if not np.all(np.isfinite(arr) & (arr >= 0)):
+            raise ValueError(f"{name} must be finite and >= 0")
+    q = 1.0 - p
+    variance = p * q * q * e1 + p * p * q * e0 - p * p * q * q * gap
+    return np.sqrt(np.maximum(variance, 0.0))
+
+
+def _water_fill(weights: FloatArray, total: float, lo: float, hi: float) -> FloatArray:
+    """x_i = clip(lam * w_i, lo, hi) with sum x = total, for w_i > 0 and m lo <= total <= m hi.
+
+    f(lam) = sum_i clip(lam w_i, lo, hi) is piecewise linear and non-decreasing with kinks at lo / w_i and
+    hi / w_i. A binary search over the sorted kinks finds the bracket [a, b] holding the solution; inside it
+    every prompt is at the floor, at the ceiling or proportional, so lam solves a linear equation. O(m log m).
+    """
+    if total <= lo * weights.size:
+        return np.full(weights.size, lo)
+    kinks = lo / weights
+    if np.isfinite(hi):
+        kinks = np.concatenate([kinks, hi / weights])
+    kinks = np.unique(kinks)
+
+    def filled(lam: float) -> float:
+        return float(np.clip(lam * weights, lo, hi).sum())
+
+    if filled(float(kinks[-1])) <= total:
+        a, b = float(kinks[-1]), np.inf
+    else:
+        left, right = 0, kinks.size - 1  # invariant: filled(kinks[left]) <= total < filled(kinks[right])
+        while right - left > 1:
+            mid = (left + right) // 2
+            if filled(float(kinks[mid])) <= total:
+                left = mid
+            else:
+                right = mid
+        a, b = float(kinks[left]), float(kinks[right])
+    at_floor = b * weights <= lo
+    at_ceiling = a * weights >= hi
+    middle = ~(at_floor | at_ceiling)
+    free = total - lo * np.count_nonzero(at_floor) - (hi * np.count_nonzero(at_ceiling) if at_ceiling.any() else 0.0)
+    slope = float(weights[middle].sum())
+    lam = free / slope if slope > 0 else a
+    return np.clip(lam * weights, lo, hi)
+
+
+def round_preserving_sum(values: FloatArray, total: int, *, lo: int, hi: int | None) -> IntArray:
+    """Round ``values`` to integers in [lo, hi] that sum to ``total`` (largest-remainder method).
+
+    Each result is floor(v) or ceil(v) of its value (clipped to the bounds); ties go to the lower index.
+
+    Args:
+        values: Continuous counts, shape ``(m,)``, with sum close to ``total`` and entries within bounds.
+        total: The exact integer sum wanted.
+        lo: Lower bound of every count.
+        hi: Upper bound of every count, or None.
+
+    Returns:
+        Integer counts, int64, shape ``(m,)``, summing to ``total``.
+
+    Raises:
+        ValueError: If no rounding within the bounds can reach ``total``.
+
+    Example:
+        >>> round_preserving_sum(np.array([2.5, 2.5, 3.0]), 8, lo=2, hi=None).tolist()
+        [3, 2, 3]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    upper = np.inf if hi is None else hi
+    counts = np.clip(np.floor(values + 1e-9), lo, upper).astype(np.int64)
+    remainder = total - int(counts.sum())
+    frac = values - counts
+    if remainder > 0:
+        eligible = np.flatnonzero(counts < upper)
+        order = eligible[np.lexsort((eligible, -frac[eligible]))]
+        if order.size < remainder:
+            raise ValueError(f"cannot reach a total of {total} with counts in [{lo}, {hi}]")
+        counts[order[:remainder]] += 1
+    elif remainder < 0:
+        eligible = np.flatnonzero(counts > lo)
+        order = eligible[np.lexsort((eligible, frac[eligible]))]
+        if order.size < -remainder:
+            raise ValueError(f"cannot reach a total of {total} with counts in [{lo}, {hi}]")
+        counts[order[:-remainder]] -= 1
+    return counts
+
+
+def allocate_rollouts(
+    grad_stds: FloatArray,
+    budget: int,
+    *,
+    min_per_prompt: int = 2,
+    max_per_prompt: int | None = None,
+    zero_variance: str = "floor",
+    multiple_of: int = 1,
+) -> IntArray:
+    """Split ``budget`` rollouts across prompts in proportion to ``grad_stds`` (CurES Eq. 20).
+
+    n_i = clip(lambda sigma_i, min, max) with lambda set so that sum n_i = budget, then largest-remainder
+    rounding. Prompts with sigma_i = 0 get ``min_per_prompt`` (``floor``) or 0 (``drop``). When the
+    positive-sigma prompts are all at the maximum, the rest of the budget is shared equally among the
+    others (the limit of sigma_i -> 0+); when every sigma_i is 0 under ``floor`` the split is uniform.
+
+    Under ``drop`` the budget is an upper bound: if the kept prompts cannot absorb it within
+    ``max_per_prompt``, they all get the maximum (the total is then smaller, rounded down to
+    ``multiple_of``); if no prompt is kept, every count is 0.
+
+    Args:
+        grad_stds: sigma_i >= 0, shape ``(m,)``.
+        budget: Total rollouts N >= 0; a multiple of ``multiple_of``.
+        min_per_prompt: Minimum per kept prompt (GRPO needs 2).
+        max_per_prompt: Optional maximum per prompt.
+        zero_variance: ``floor`` or ``drop`` (see above).
+        multiple_of: The total is a multiple of this.
+
+    Returns:
+        Integer counts, int64, shape ``(m,)``; they sum to ``budget`` except under ``drop`` as described.
+
+    Raises:
+        ValueError: If ``grad_stds`` is not 1-D or has negatives/NaNs, or the budget is infeasible
+            (N < m * min, N > m * max, or N not a multiple of ``multiple_of``).
+
+    Example:
+        >>> allocate_rollouts(np.array([1.0, 1.0, 2.0]), budget=8, min_per_prompt=0).tolist()
+        [2, 2, 4]
+        >>> allocate_rollouts(np.array([0.0, 0.1, 0.5]), budget=12).tolist()  # floor for sigma = 0
+        [2, 2, 8]
+        >>> allocate_rollouts(np.array([0.0, 0.1, 0.5]), budget=12, zero_variance="drop").tolist()
+        [0, 2, 10]
+    """
+    sigma = np.asarray(grad_stds, dtype=np.float64)
+    if sigma.ndim != 1:
+        raise ValueError(f"grad_stds must be 1-D, got shape {sigma.shape}")
+    if not np.all(np.isfinite(sigma) & (sigma >= 0)):
+        raise ValueError("grad_stds must be finite and >= 0")
+    if zero_variance not in ("floor", "drop"):
+        raise ValueError(f"zero_variance must be 'floor' or 'drop', got {zero_variance!r}")
+    if min_per_prompt < 0 or (max_per_prompt is not None and max_per_prompt < max(min_per_prompt, 1)):
+        raise ValueError(f"need 0 <= min_per_prompt <= max_per_prompt, got {min_per_prompt} and {max_per_prompt}")
+    if multiple_of < 1 or budget < 0 or budget % multiple_of:
+        raise ValueError(f"budget {budget} must be a non-negative multiple of multiple_of={multiple_of}")
+    num_prompts = sigma.size
+    counts = np.zeros(num_prompts, dtype=np.int64)
+    kept = np.flatnonzero(sigma > 0) if zero_variance == "drop" else np.arange(num_prompts)
+    hi = np.inf if max_per_prompt is None else float(max_per_prompt)
+    target = budget
+    if zero_variance == "drop":
+        if kept.size == 0:
+            return counts
+        target = int(min(budget, kept.size * hi) // multiple_of * multiple_of)
+    if target < kept.size * min_per_prompt:
+        raise ValueError(
+            f"rollout budget {target} is below {kept.size} prompts x min_per_prompt {min_per_prompt} = "
+            f"{kept.size * min_per_prompt}; raise the budget (rollout.n) or lower cures.allocation.min_per_prompt"
+        )
+    if target > kept.size * hi:
+        raise ValueError(
+            f"rollout budget {target} exceeds {kept.size} prompts x max_per_prompt {max_per_prompt} = "
+            f"{kept.size * hi:.0f}; raise cures.allocation.max_per_prompt or lower the budget"
+        )
+    weights = sigma[kept]
+    continuous = np.full(kept.size, float(min_per_prompt))
+    positive = weights > 0
+    if positive.any():
+        share = float(min(target - min_per_prompt * np.count_nonzero(~positive), positive.sum() * hi))
+        continuous[positive] = _water_fill(weights[positive], share, float(min_per_prompt), hi)
+    spare = target - continuous.sum()
+    if spare > 1e-9 * max(target, 1):
+        # positive-sigma prompts are saturated (or there are none): share the rest equally among the others
+        others = ~positive if positive.any() else np.ones(kept.size, dtype=bool)
+        continuous[others] = _water_fill(
+            np.ones(int(others.sum())), float(continuous[others].sum() + spare), float(min_per_prompt), hi
+        )
+    counts[kept] = round_preserving_sum(continuous, target, lo=min_per_prompt, hi=max_per_prompt)
+    return counts

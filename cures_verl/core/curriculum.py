@@ -1,0 +1,515 @@
+"""The CurES step loop, framework-free: which prompts, how many rollouts each, and what was learned.
+
+:class:`CurriculumSampler` ties the pieces together (CurES Algorithm 1):
+
+1. :meth:`~CurriculumSampler.plan_step` returns the next step's prompts and per-prompt rollout counts:
+   during a cold start the next chunk of the subset with N' rollouts each; otherwise m distinct
+   prompts drawn from rho (Eq. 14) with n_i from Eq. 20 under the budget N = m x nominal n.
+2. The trainer generates and scores the rollouts, then calls :meth:`~CurriculumSampler.observe` with
+   one (prompt id, reward) pair per rollout; the posterior is updated (Eq. 23) and the sampling
+   weights of the touched prompts are refreshed.
+
+A step costs O(m log N) (sum tree) unless a setting touches every prompt: Thompson draws, the
+``expected_std``/``informative`` scores after forgetting, and forgetting itself are O(N) per step.
+:meth:`~CurriculumSampler.state_dict` captures everything, the generator included, so a resumed run
+continues with exactly the same draws.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cures_verl.config import CuresConfig
+from cures_verl.core._typing import FloatArray, IntArray
+from cures_verl.core.allocation import allocate_rollouts, grad_std_from_gradient_norms
+from cures_verl.core.difficulty import BetaAccuracyTracker
+from cures_verl.core.grouping import PromptCounts, count_rollouts
+from cures_verl.core.sampling import (
+    draw_distinct,
+    gumbel_top_k,
+    prompt_scores,
+    prompt_temperatures,
+    reward_std,
+)
+from cures_verl.core.schedule import COLD_START, Phase, Schedule
+from cures_verl.core.sumtree import SumTree
+
+__all__ = ["CurriculumSampler", "StepPlan"]
+
+STATE_FORMAT = 1
+# Rebuild the tree when a refreshed log-weight exceeds the current shift by this much, keeping weights <= e^50.
+_SHIFT_SLACK = 50.0
+# Clip dataset pass rates into [eps, 1 - eps] so the Beta prior stays proper.
+_PRIOR_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What one step trains on.
+
+    Attributes:
+        step: Global 0-based step.
+        iteration: Global 0-based iteration of the schedule.
+        phase: ``cold_start`` or ``train``.
+        prompt_indices: Prompt ids, shape ``(m,)``, distinct, in draw order.
+        rollouts: Rollouts per prompt n_i, shape ``(m,)``; 0 for prompts dropped under ``zero_variance=drop``.
+        is_training: Whether the policy should be updated on this step's rollouts.
+        predicted_accuracy: Posterior mean of each prompt when it was drawn, shape ``(m,)``.
+    """
+
+    step: int
+    iteration: int
+    phase: str
+    prompt_indices: IntArray
+    rollouts: IntArray
+    is_training: bool
+    predicted_accuracy: FloatArray = field(repr=False)
+
+    @property
+    def total_rollouts(self) -> int:
+        """sum_i n_i."""
+        return int(self.rollouts.sum())
+
+
+def _pearson(x: FloatArray, y: FloatArray) -> float:
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _ranks(x: FloatArray) -> FloatArray:
+    """Average ranks (ties share their mean rank), as Spearman's correlation needs."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(x.size)
+    ranks[order] = np.arange(x.size, dtype=np.float64)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return (sums / counts)[inverse]
+
+
+class CurriculumSampler:
+    """CurES prompt selection and rollout allocation over a dataset of ``num_prompts`` prompts.
+
+    Args:
+        num_prompts: Dataset size N_data; prompt ids are ``0 .. num_prompts - 1`` (a trainer maps its stable
+            dataset index to these).
+        batch_size: Prompts per step m (verl's ``data.train_batch_size``).
+        rollouts_per_prompt: Nominal rollouts per prompt n; the step budget is N = m * n (verl's
+            ``actor_rollout_ref.rollout.n``), so a trainer's batch arithmetic is unchanged.
+        config: CurES settings (see :mod:`cures_verl.config`).
+        prior_accuracy: Per-prompt pass rates in [0, 1], shape ``(num_prompts,)``, required when
+            ``config.posterior.prior_source == "dataset"`` and rejected otherwise.
+
+    Raises:
+        ValueError: If the budget is infeasible for the allocation bounds, a subset is smaller than a batch,
+            or the prior arguments do not match ``prior_source``.
+
+    Example:
+        >>> from cures_verl.config import preset_config
+        >>> cfg = preset_config("paper", {"schedule": {"mode": "continuous", "cold_start_rollouts": 0}})
+        >>> sampler = CurriculumSampler(100, batch_size=4, rollouts_per_prompt=8, config=cfg)
+        >>> plan = sampler.plan_step()
+        >>> plan.prompt_indices.size, plan.total_rollouts, int(plan.rollouts.min()) >= 2
+        (4, 32, True)
+        >>> rewards = np.zeros(plan.total_rollouts)
+        >>> metrics = sampler.observe(np.repeat(plan.prompt_indices, plan.rollouts), rewards)
+        >>> float(sampler.tracker.num_observed().sum())
+        32.0
+    """
+
+    def __init__(
+        self,
+        num_prompts: int,
+        *,
+        batch_size: int,
+        rollouts_per_prompt: int,
+        config: CuresConfig | None = None,
+        prior_accuracy: FloatArray | None = None,
+    ) -> None:
+        self.config = config if config is not None else CuresConfig()
+        if num_prompts < 1:
+            raise ValueError(f"num_prompts must be >= 1, got {num_prompts}")
+        if batch_size < 1 or rollouts_per_prompt < 1:
+            raise ValueError(
+                f"batch_size and rollouts_per_prompt must be >= 1, got {batch_size}, {rollouts_per_prompt}"
+            )
+        self.num_prompts = int(num_prompts)
+        self.batch_size = int(batch_size)
+        self.rollouts_per_prompt = int(rollouts_per_prompt)
+        self.budget = self.batch_size * self.rollouts_per_prompt
+        self._check_budget()
+        cfg = self.config
+        self.schedule = Schedule(self.num_prompts, self.batch_size, cfg.schedule, seed=cfg.seed)
+        self.tracker = BetaAccuracyTracker(self.num_prompts, **self._priors(prior_accuracy))
+        self.rng = np.random.default_rng(cfg.seed)
+        self.tree = SumTree(self.num_prompts)
+        self.step = 0
+        self._tree_subset: int | None = None
+        self._shift = 0.0
+        self._pool = np.empty(0, dtype=np.int64)
+        self._eligible = np.zeros(self.num_prompts, dtype=bool)  # membership of _pool, 1 byte per prompt
+        self._grad_stats: FloatArray | None = None  # (3, N): E||g||^2 correct, incorrect, gap^2; NaN = unknown
+        self.last_plan: StepPlan | None = None
+        self._last_phase: str | None = None  # phase of the last plan (kept across a restore)
+
+    # ------------------------------------------------------------------ set-up
+    def _check_budget(self) -> None:
+        alloc = self.config.allocation
+        m, n_min, n_max = self.batch_size, alloc.min_per_prompt, alloc.max_per_prompt
+        if not alloc.enable:
+            return
+        if self.budget % alloc.multiple_of:
+            raise ValueError(
+                f"rollout budget {self.budget} (= {m} prompts x {self.rollouts_per_prompt}) is not a multiple of "
+                f"cures.allocation.multiple_of={alloc.multiple_of}; change rollout.n or multiple_of"
+            )
+        if self.budget < m * n_min:
+            raise ValueError(
+                f"rollout budget {self.budget} (= {m} prompts x {self.rollouts_per_prompt}) is below "
+                f"{m} x cures.allocation.min_per_prompt={n_min}; raise rollout.n or lower min_per_prompt"
+            )
+        if n_max is not None and self.budget > m * n_max and alloc.zero_variance == "floor":
+            raise ValueError(
+                f"rollout budget {self.budget} (= {m} prompts x {self.rollouts_per_prompt}) exceeds {m} x "
+                f"cures.allocation.max_per_prompt={n_max}; raise max_per_prompt or lower rollout.n"
+            )
+
+    def _priors(self, prior_accuracy: FloatArray | None) -> dict[str, Any]:
+        post = self.config.posterior
+        if post.prior_source == "uniform":
+            if prior_accuracy is not None:
+                raise ValueError(
+                    "per-prompt prior accuracies were given but cures.posterior.prior_source=uniform ignores them; "
+                    "set prior_source=dataset to use them"
+                )
+            return {"prior_correct": post.prior_correct, "prior_incorrect": post.prior_incorrect}
+        if prior_accuracy is None:
+            raise ValueError(
+                "cures.posterior.prior_source=dataset needs per-prompt pass rates (e.g. a dataset column); "
+                "pass prior_accuracy or set prior_source=uniform"
+            )
+        rates = np.asarray(prior_accuracy, dtype=np.float64)
+        if rates.shape != (self.num_prompts,) or not np.all((rates >= 0) & (rates <= 1)):
+            raise ValueError(f"prior_accuracy must have shape ({self.num_prompts},) with values in [0, 1] (no NaN)")
+        rates = np.clip(rates, _PRIOR_EPS, 1 - _PRIOR_EPS)
+        strength = post.prior_correct + post.prior_incorrect
+        return {"prior_correct": strength * rates, "prior_incorrect": strength * (1 - rates)}
+
+    # ------------------------------------------------------------------ weights
+    def _log_weights(self, indices: IntArray, rng: np.random.Generator | None = None) -> FloatArray:
+        """score_i / tau_i of Eq. 14 for ``indices`` (Thompson draws come from ``rng``, default the sampler's)."""
+        s = self.config.sampler
+        rng = self.rng if rng is None else rng
+        scores = prompt_scores(self.tracker, indices, s.score, rng=rng, group_size=s.informative_group_size)
+        result: FloatArray = scores / prompt_temperatures(self.tracker, indices, s.temperature, s.temperature_rule)
+        return result
+
+    def _rebuild_weights(self) -> None:
+        """Recompute every eligible prompt's weight, O(N)."""
+        weights = np.zeros(self.num_prompts)
+        log_w = self._log_weights(self._pool)
+        self._shift = float(log_w.max())
+        weights[self._pool] = np.exp(log_w - self._shift)
+        self.tree.rebuild(weights)
+
+    def _refresh_weights(self, indices: IntArray) -> None:
+        """Recompute the weights of ``indices`` only, O(k log N) (eligible ones; others stay 0)."""
+        if self.config.sampler.score == "thompson":
+            return  # every plan redraws all weights
+        indices = indices[self._eligible[indices]]
+        if indices.size == 0:
+            return
+        log_w = self._log_weights(indices)
+        if log_w.max() > self._shift + _SHIFT_SLACK:
+            self._rebuild_weights()
+            return
+        self.tree.update(indices, np.exp(log_w - self._shift))
+        if self.tree.total < 1e-250:
+            self._rebuild_weights()
+
+    def _enter_subset(self, phase: Phase) -> None:
+        if phase.starts_iteration and self.config.schedule.reset_each_iteration and not self.schedule.continuous:
+            members = self.schedule.subset(phase.subset)
+            self.tracker.reset(members)
+            if self._grad_stats is not None:
+                self._grad_stats[:, members] = np.nan
+        if self._tree_subset != phase.subset or phase.starts_iteration:
+            self._eligible[self._pool] = False
+            self._pool = self.schedule.subset(phase.subset)
+            self._eligible[self._pool] = True
+            self._tree_subset = phase.subset
+            self._rebuild_weights()
+
+    def _draw(self) -> IntArray:
+        try:
+            return draw_distinct(self.tree, self.batch_size, self.rng)
+        except ValueError:
+            # Fewer than m eligible prompts have a weight above float64's underflow (only at extreme tau):
+            # draw exactly in log space instead.
+            return self._pool[gumbel_top_k(self._log_weights(self._pool), self.batch_size, self.rng)]
+
+    # ------------------------------------------------------------------ allocation
+    def _grad_stds(self, prompts: IntArray) -> FloatArray:
+        alloc = self.config.allocation
+        if alloc.accuracy_estimate == "mle":
+            accuracy = self.tracker.mle_accuracy(prompts)
+        else:
+            accuracy = self.tracker.posterior_mean(prompts)
+        if alloc.grad_std == "accuracy":
+            return reward_std(accuracy)
+        stats = self._grad_stats[:, prompts] if self._grad_stats is not None else np.full((3, prompts.size), np.nan)
+        missing = np.isnan(stats[:2]).any(axis=0)
+        if missing.any():
+            raise ValueError(
+                f"{int(missing.sum())} of the {prompts.size} drawn prompts have no gradient-norm statistics; call "
+                "set_gradient_norm_stats for them or use cures.allocation.grad_std=accuracy"
+            )
+        gap = np.nan_to_num(stats[2], nan=0.0)
+        return grad_std_from_gradient_norms(accuracy, stats[0], stats[1], gap)
+
+    def set_gradient_norm_stats(
+        self,
+        prompt_indices: IntArray,
+        sq_norm_correct: FloatArray,
+        sq_norm_incorrect: FloatArray,
+        mean_gradient_gap_sq: FloatArray | None = None,
+    ) -> None:
+        """Store per-prompt gradient-norm statistics for sigma_i from Eq. 21 (``grad_std=gradient_norms``).
+
+        Args:
+            prompt_indices: Prompt ids, shape ``(k,)``.
+            sq_norm_correct: E||grad log pi||^2 over correct rollouts, shape ``(k,)``.
+            sq_norm_incorrect: The same over incorrect rollouts, shape ``(k,)``.
+            mean_gradient_gap_sq: ||E_correct[grad] - E_incorrect[grad]||^2, shape ``(k,)``; None = unknown
+                (the term is then dropped).
+        """
+        idx = np.asarray(prompt_indices, dtype=np.int64)
+        if self._grad_stats is None:
+            self._grad_stats = np.full((3, self.num_prompts), np.nan)
+        gap = np.full(idx.size, np.nan) if mean_gradient_gap_sq is None else mean_gradient_gap_sq
+        values = np.stack(
+            [np.asarray(a, dtype=np.float64).reshape(-1) for a in (sq_norm_correct, sq_norm_incorrect, gap)]
+        )
+        if values.shape != (3, idx.size):
+            raise ValueError("gradient statistics must have one entry per prompt index")
+        self._grad_stats[:, idx] = values
+
+    # ------------------------------------------------------------------ the step
+    def plan_step(self) -> StepPlan:
+        """Choose the next step's prompts and rollout counts, and advance the step counter.
+
+        Returns:
+            The plan: m distinct prompts with their n_i (summing to the budget, except under ``drop``).
+        """
+        phase = self.schedule.phase(self.step)
+        self._enter_subset(phase)
+        cfg = self.config
+        if phase.kind == COLD_START:
+            prompts = self.schedule.cold_start_prompts(phase)
+            rollouts = np.full(prompts.size, cfg.schedule.cold_start_rollouts, dtype=np.int64)
+            is_training = cfg.schedule.train_on_cold_start
+        else:
+            if cfg.sampler.score == "thompson":
+                self._rebuild_weights()  # fresh posterior draws every step
+            prompts = self._draw()
+            if cfg.allocation.enable:
+                rollouts = allocate_rollouts(
+                    self._grad_stds(prompts),
+                    self.budget,
+                    min_per_prompt=cfg.allocation.min_per_prompt,
+                    max_per_prompt=cfg.allocation.max_per_prompt,
+                    zero_variance=cfg.allocation.zero_variance,
+                    multiple_of=cfg.allocation.multiple_of,
+                )
+            else:
+                rollouts = np.full(prompts.size, self.rollouts_per_prompt, dtype=np.int64)
+            is_training = True
+        plan = StepPlan(
+            step=self.step,
+            iteration=phase.iteration,
+            phase=phase.kind,
+            prompt_indices=prompts,
+            rollouts=rollouts,
+            is_training=is_training,
+            predicted_accuracy=self.tracker.posterior_mean(prompts),
+        )
+        self.step += 1
+        self.last_plan = plan
+        self._last_phase = plan.phase
+        return plan
+
+    def observe(self, prompt_indices: IntArray, rewards: FloatArray) -> dict[str, float]:
+        """Update the posterior with one (prompt id, reward) pair per rollout (CurES Eq. 23).
+
+        During training steps the update only happens with ``posterior.online_update``; cold-start rollouts
+        always initialise the estimates. Forgetting, when enabled, is applied after each training step.
+
+        Args:
+            prompt_indices: Prompt id of every rollout, shape ``(k,)``.
+            rewards: Reward of every rollout, shape ``(k,)`` (see ``posterior.reward_rule``).
+
+        Returns:
+            Namespace-relative metrics of the batch (prediction quality, zero-variance groups, ...).
+        """
+        post = self.config.posterior
+        counts = count_rollouts(prompt_indices, rewards, rule=post.reward_rule, threshold=post.reward_threshold)
+        if counts.prompt_indices.size and counts.prompt_indices.max() >= self.num_prompts:
+            raise ValueError(f"prompt ids must be < num_prompts={self.num_prompts}")
+        return self.observe_counts(counts)
+
+    def observe_counts(self, counts: PromptCounts) -> dict[str, float]:
+        """:meth:`observe` for counts already grouped by prompt."""
+        post = self.config.posterior
+        predicted = self.tracker.posterior_mean(counts.prompt_indices)
+        realised = counts.accuracy
+        metrics = {
+            "batch/num_rollouts": float(counts.num_total.sum()),
+            "batch/num_prompts": float(counts.prompt_indices.size),
+            "batch/accuracy_mean": float(counts.num_correct.sum() / max(counts.num_total.sum(), 1.0)),
+            "batch/frac_zero_variance": float(np.mean((realised == 0) | (realised == 1))) if realised.size else 0.0,
+            "posterior/pred_realised_corr": _pearson(predicted, realised),
+            "posterior/pred_realised_rank_corr": _pearson(_ranks(predicted), _ranks(realised)),
+            "posterior/pred_abs_error": float(np.mean(np.abs(predicted - realised))) if realised.size else math.nan,
+        }
+        cold = self._last_phase == COLD_START
+        if cold or post.online_update:
+            self.tracker.update(counts.prompt_indices, counts.num_correct, counts.num_total)
+        if not cold and post.forgetting > 0:
+            self.tracker.decay(1.0 - post.forgetting)
+            self._rebuild_weights()
+        elif self._tree_subset is not None:
+            self._refresh_weights(counts.prompt_indices)
+        return metrics
+
+    # ------------------------------------------------------------------ reporting
+    def pool(self) -> IntArray:
+        """Prompt ids eligible at the next step, shape ``(pool_size,)``."""
+        return self.schedule.subset(self.schedule.phase(self.step).subset)
+
+    def sampling_probabilities(self, indices: IntArray | None = None) -> FloatArray:
+        """Current rho over the eligible pool (Eq. 14), for ``indices`` or the whole pool; O(pool).
+
+        Reporting never consumes the sampler's generator: with Thompson draws this is the distribution of the
+        last draw (or of a throwaway draw before the first step).
+        """
+        pool = self.pool()
+        prob: FloatArray
+        if self._tree_subset == self.schedule.phase(self.step).subset and self.tree.total > 0:
+            prob = self.tree.weights(pool)
+        else:
+            log_w = self._log_weights(pool, rng=np.random.default_rng(self.step))
+            prob = np.exp(log_w - log_w.max())
+        prob = prob / prob.sum()
+        if indices is None:
+            return prob
+        out = np.zeros(self.num_prompts)
+        out[pool] = prob
+        selected: FloatArray = out[indices]
+        return selected
+
+    def metrics(self, plan: StepPlan | None = None) -> dict[str, float]:
+        """Namespace-relative metrics of the pool and of ``plan`` (default: the last plan); O(pool).
+
+        Keys: ``sampler/*`` (pool accuracy, entropy of rho, unseen fraction), ``alloc/*`` (rollout counts),
+        ``schedule/*``.
+        """
+        pool = self.pool()
+        accuracy = self.tracker.posterior_mean(pool)
+        prob = self.sampling_probabilities()
+        entropy = float(-(prob * np.log(np.where(prob > 0, prob, 1.0))).sum())
+        out = {
+            "sampler/pool_size": float(pool.size),
+            "sampler/pool_accuracy_mean": float(accuracy.mean()),
+            "sampler/pool_accuracy_std": float(accuracy.std()),
+            "sampler/frac_unseen": float(np.mean(self.tracker.num_observed(pool) == 0)),
+            "sampler/weight_entropy": entropy / math.log(pool.size) if pool.size > 1 else 0.0,
+            "sampler/effective_pool_size": math.exp(entropy),
+        }
+        plan = plan if plan is not None else self.last_plan
+        if plan is not None:
+            kept = plan.rollouts > 0
+            n = plan.rollouts[kept] if kept.any() else np.zeros(1)
+            alloc = self.config.allocation
+            out.update(
+                {
+                    "sampler/accuracy_mean": float(plan.predicted_accuracy.mean()),
+                    "alloc/budget": float(self.budget),
+                    "alloc/total": float(plan.total_rollouts),
+                    "alloc/rollouts_min": float(n.min()),
+                    "alloc/rollouts_mean": float(n.mean()),
+                    "alloc/rollouts_max": float(n.max()),
+                    "alloc/frac_at_min": float(np.mean(n == alloc.min_per_prompt)),
+                    "alloc/num_dropped": float(np.count_nonzero(~kept)),
+                    "schedule/iteration": float(plan.iteration),
+                    "schedule/is_cold_start": float(plan.phase == COLD_START),
+                }
+            )
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the per-prompt state (posterior, sum tree, optional statistics)."""
+        extra = 0 if self._grad_stats is None else self._grad_stats.nbytes
+        order = self.schedule._order
+        order_bytes = 0 if order is None else order.nbytes
+        return self.tracker.nbytes + self.tree.nbytes + self._eligible.nbytes + extra + order_bytes
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: counts, generator state, position (plain types and arrays)."""
+        return {
+            "format": STATE_FORMAT,
+            "num_prompts": self.num_prompts,
+            "batch_size": self.batch_size,
+            "rollouts_per_prompt": self.rollouts_per_prompt,
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "rng": copy.deepcopy(self.rng.bit_generator.state),
+            "tracker": self.tracker.state_dict(),
+            "grad_stats": None if self._grad_stats is None else self._grad_stats.copy(),
+            "last_plan_phase": self._last_phase,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`.
+
+        Raises:
+            ValueError: If the dataset size, batch size, budget or config differ from the saved ones (a run must
+                resume with the settings it was saved with).
+        """
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"unsupported sampler state format {state.get('format')!r} (expected {STATE_FORMAT})")
+        for key in ("num_prompts", "batch_size", "rollouts_per_prompt"):
+            if int(state[key]) != getattr(self, key):
+                raise ValueError(
+                    f"checkpoint was saved with {key}={state[key]} but this run has {getattr(self, key)}; "
+                    "resume with the same data and batch settings"
+                )
+        if state["config"] != self.config.to_dict():
+            saved = CuresConfig.from_mapping(state["config"])
+            diff = _diff(saved.to_dict(), self.config.to_dict())
+            raise ValueError(f"checkpoint was saved with a different cures config: {diff}; resume with the same config")
+        self.tracker.load_state_dict(state["tracker"])
+        self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+        self.step = int(state["step"])
+        grad_stats = state.get("grad_stats")
+        self._grad_stats = None if grad_stats is None else np.array(grad_stats, dtype=np.float64)
+        self._tree_subset = None  # weights are derived state: rebuilt at the next plan
+        self._last_phase = state.get("last_plan_phase")
+        self.last_plan = None
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    out: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out.update(_diff(va, vb, f"{prefix}{key}."))
+        elif va != vb:
+            out[f"{prefix}{key}"] = (va, vb)
+    return out
