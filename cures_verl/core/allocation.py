@@ -79,10 +79,12 @@ def _water_fill(weights: FloatArray, total: float, lo: float, hi: float) -> Floa
     """
     if total <= lo * weights.size:
         return np.full(weights.size, lo)
-    kinks = lo / weights
-    if np.isfinite(hi):
-        kinks = np.concatenate([kinks, hi / weights])
-    kinks = np.unique(kinks)
+    # Scale to max 1 and lift weights below 1e-15 of the largest (denormals would overflow lo / w); this moves
+    # any continuous count by at most total * 1e-15, far below the rounding step.
+    weights = np.maximum(weights / weights.max(), 1e-15)
+    floor_kinks = lo / weights  # lam below which prompt i sits at the floor
+    ceiling_kinks = hi / weights  # lam above which it sits at the ceiling (inf without a maximum)
+    kinks = np.unique(np.concatenate([floor_kinks, ceiling_kinks[np.isfinite(ceiling_kinks)]]))
 
     def filled(lam: float) -> float:
         return float(np.clip(lam * weights, lo, hi).sum())
@@ -98,8 +100,10 @@ def _water_fill(weights: FloatArray, total: float, lo: float, hi: float) -> Floa
             else:
                 right = mid
         a, b = float(kinks[left]), float(kinks[right])
-    at_floor = b * weights <= lo
-    at_ceiling = a * weights >= hi
+    # compare against the kinks themselves (not lam * w) so a prompt whose kink bounds the bracket is classified
+    # exactly, whatever the rounding of the product
+    at_floor = floor_kinks >= b
+    at_ceiling = ceiling_kinks <= a
     middle = ~(at_floor | at_ceiling)
     free = total - lo * np.count_nonzero(at_floor) - (hi * np.count_nonzero(at_ceiling) if at_ceiling.any() else 0.0)
     slope = float(weights[middle].sum())

@@ -150,6 +150,7 @@ class CurriculumSampler:
         self.tree = SumTree(self.num_prompts)
         self.step = 0
         self._tree_subset: int | None = None
+        self._weights_stale = True  # the tree needs a full rebuild before the next draw
         self._shift = 0.0
         self._pool = np.empty(0, dtype=np.int64)
         self._eligible = np.zeros(self.num_prompts, dtype=bool)  # membership of _pool, 1 byte per prompt
@@ -210,27 +211,29 @@ class CurriculumSampler:
         return result
 
     def _rebuild_weights(self) -> None:
-        """Recompute every eligible prompt's weight, O(N)."""
+        """Recompute every eligible prompt's weight, O(N). Only called when drawing, so that the generator is
+        consumed (Thompson draws) at the same points whether or not a run was restored from a checkpoint."""
         weights = np.zeros(self.num_prompts)
         log_w = self._log_weights(self._pool)
         self._shift = float(log_w.max())
         weights[self._pool] = np.exp(log_w - self._shift)
         self.tree.rebuild(weights)
+        self._weights_stale = False
 
     def _refresh_weights(self, indices: IntArray) -> None:
         """Recompute the weights of ``indices`` only, O(k log N) (eligible ones; others stay 0)."""
-        if self.config.sampler.score == "thompson":
-            return  # every plan redraws all weights
+        if self._weights_stale or self.config.sampler.score == "thompson":
+            return  # the next draw rebuilds every weight anyway
         indices = indices[self._eligible[indices]]
         if indices.size == 0:
             return
         log_w = self._log_weights(indices)
         if log_w.max() > self._shift + _SHIFT_SLACK:
-            self._rebuild_weights()
+            self._weights_stale = True
             return
         self.tree.update(indices, np.exp(log_w - self._shift))
         if self.tree.total < 1e-250:
-            self._rebuild_weights()
+            self._weights_stale = True
 
     def _enter_subset(self, phase: Phase) -> None:
         if phase.starts_iteration and self.config.schedule.reset_each_iteration and not self.schedule.continuous:
@@ -243,7 +246,7 @@ class CurriculumSampler:
             self._pool = self.schedule.subset(phase.subset)
             self._eligible[self._pool] = True
             self._tree_subset = phase.subset
-            self._rebuild_weights()
+            self._weights_stale = True
 
     def _draw(self) -> IntArray:
         try:
@@ -314,8 +317,8 @@ class CurriculumSampler:
             rollouts = np.full(prompts.size, cfg.schedule.cold_start_rollouts, dtype=np.int64)
             is_training = cfg.schedule.train_on_cold_start
         else:
-            if cfg.sampler.score == "thompson":
-                self._rebuild_weights()  # fresh posterior draws every step
+            if self._weights_stale or cfg.sampler.score == "thompson":
+                self._rebuild_weights()  # Thompson: fresh posterior draws every step
             prompts = self._draw()
             if cfg.allocation.enable:
                 rollouts = allocate_rollouts(
@@ -381,8 +384,8 @@ class CurriculumSampler:
             self.tracker.update(counts.prompt_indices, counts.num_correct, counts.num_total)
         if not cold and post.forgetting > 0:
             self.tracker.decay(1.0 - post.forgetting)
-            self._rebuild_weights()
-        elif self._tree_subset is not None:
+            self._weights_stale = True  # every weight moved
+        else:
             self._refresh_weights(counts.prompt_indices)
         return metrics
 
@@ -399,7 +402,8 @@ class CurriculumSampler:
         """
         pool = self.pool()
         prob: FloatArray
-        if self._tree_subset == self.schedule.phase(self.step).subset and self.tree.total > 0:
+        synced = self._tree_subset == self.schedule.phase(self.step).subset and not self._weights_stale
+        if synced and self.tree.total > 0:
             prob = self.tree.weights(pool)
         else:
             log_w = self._log_weights(pool, rng=np.random.default_rng(self.step))
@@ -499,7 +503,8 @@ class CurriculumSampler:
         self.step = int(state["step"])
         grad_stats = state.get("grad_stats")
         self._grad_stats = None if grad_stats is None else np.array(grad_stats, dtype=np.float64)
-        self._tree_subset = None  # weights are derived state: rebuilt at the next plan
+        self._tree_subset = None  # weights are derived state: rebuilt at the next draw
+        self._weights_stale = True
         self._last_phase = state.get("last_plan_phase")
         self.last_plan = None
 
