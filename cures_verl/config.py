@@ -43,6 +43,7 @@ TemperatureRule = Literal["constant", "count_scaled"]
 GradStdSource = Literal["accuracy", "gradient_norms"]
 AccuracyEstimate = Literal["posterior_mean", "mle"]
 ZeroVariancePolicy = Literal["floor", "drop"]
+LossWeighting = Literal["prompt", "rollout"]
 ScheduleMode = Literal["iterations", "continuous"]
 SubsetSplit = Literal["contiguous", "shuffled"]
 PriorSource = Literal["uniform", "dataset"]
@@ -88,6 +89,10 @@ class PosteriorConfig:
     centres each prompt's prior on a per-prompt pass rate supplied by the caller (e.g. a dataset column), with
     total strength prior_correct + prior_incorrect."""
 
+    prior_field: str = "pass_rate"
+    """The ``extra_info`` field of the training data that holds each prompt's pass rate in [0, 1], read when
+    prior_source=dataset."""
+
     online_update: bool = True
     """Update the posterior with the rewards of every training step (Algorithm 1, line 12). The released code
     only uses the cold-start counts (False)."""
@@ -108,6 +113,8 @@ class PosteriorConfig:
         _check_positive("posterior.prior_correct", self.prior_correct)
         _check_positive("posterior.prior_incorrect", self.prior_incorrect)
         _check_choice("posterior.prior_source", self.prior_source, PriorSource)
+        if not isinstance(self.prior_field, str) or not self.prior_field:
+            raise _fail("posterior.prior_field", self.prior_field, "expected the name of an extra_info field")
         _check_positive("posterior.forgetting", self.forgetting, allow_zero=True)
         if self.forgetting >= 1:
             raise _fail("posterior.forgetting", self.forgetting, "must be < 1 (1 would forget every observation)")
@@ -177,6 +184,12 @@ class AllocationConfig:
     """The step's total number of rollouts is a multiple of this (e.g. the data-parallel size). The budget must
     be a multiple of it; under ``drop`` a smaller total is rounded down to it."""
 
+    loss_weighting: LossWeighting = "prompt"
+    """How prompts are weighted in the policy loss. ``prompt``: every prompt counts equally whatever its n_i, as
+    in the paper's estimator (Eq. 16: each group is averaged over its own n_i), by scaling prompt i's advantages by
+    nominal_n / n_i under verl's token-mean loss. ``rollout``: every rollout counts equally, so a prompt weighs in
+    proportion to n_i (what verl does by default and what the released code does)."""
+
     def __post_init__(self) -> None:
         _check_choice("allocation.grad_std", self.grad_std, GradStdSource)
         _check_choice("allocation.accuracy_estimate", self.accuracy_estimate, AccuracyEstimate)
@@ -191,6 +204,7 @@ class AllocationConfig:
                 )
         _check_choice("allocation.zero_variance", self.zero_variance, ZeroVariancePolicy)
         _check_int("allocation.multiple_of", self.multiple_of, minimum=1)
+        _check_choice("allocation.loss_weighting", self.loss_weighting, LossWeighting)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -343,7 +357,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "official_code": {
         "posterior": {"online_update": False},
         "sampler": {"temperature": 100.0, "temperature_rule": "count_scaled"},
-        "allocation": {"accuracy_estimate": "mle", "zero_variance": "drop"},
+        "allocation": {"accuracy_estimate": "mle", "zero_variance": "drop", "loss_weighting": "rollout"},
     },
     # Filled in by the beyond-the-paper work (docs/beyond_the_paper.md); until then it equals ``paper``.
     "recommended": {},

@@ -13,7 +13,12 @@ Modules, each named after what it holds:
 
 from __future__ import annotations
 
-from cures_verl.core.allocation import allocate_rollouts, grad_std_from_gradient_norms, round_preserving_sum
+from cures_verl.core.allocation import (
+    advantage_weights,
+    allocate_rollouts,
+    grad_std_from_gradient_norms,
+    round_preserving_sum,
+)
 from cures_verl.core.curriculum import CurriculumSampler, StepPlan
 from cures_verl.core.difficulty import (
     BetaAccuracyTracker,
@@ -35,6 +40,7 @@ __all__ = [
     "Schedule",
     "StepPlan",
     "SumTree",
+    "advantage_weights",
     "allocate_rollouts",
     "beta_mean",
     "beta_variance",

@@ -22,7 +22,7 @@ import numpy as np
 
 from cures_verl.core._typing import FloatArray, IntArray
 
-__all__ = ["allocate_rollouts", "grad_std_from_gradient_norms", "round_preserving_sum"]
+__all__ = ["advantage_weights", "allocate_rollouts", "grad_std_from_gradient_norms", "round_preserving_sum"]
 
 
 def grad_std_from_gradient_norms(
@@ -240,3 +240,37 @@ def allocate_rollouts(
         )
     counts[kept] = round_preserving_sum(continuous, target, lo=min_per_prompt, hi=max_per_prompt)
     return counts
+
+
+def advantage_weights(rollouts: IntArray, nominal: int, *, loss_weighting: str = "prompt") -> FloatArray:
+    """Per-prompt factor on the advantages so the policy loss weighs prompts as the config says.
+
+    Under a loss averaged over all rollouts of a batch (verl's ``token-mean`` with equal lengths), prompt i
+    weighs n_i. The paper's estimator (CurES Eq. 16) averages each group over its own n_i, i.e. every prompt
+    weighs the same: scaling prompt i's advantages by nominal / n_i restores that (a positive factor on the
+    advantage is exactly a per-sample loss weight under PPO clipping). ``rollout`` weighting returns ones.
+
+    Args:
+        rollouts: n_i per prompt, shape ``(m,)``; prompts with n_i = 0 get weight 0.
+        nominal: The nominal n (budget / m).
+        loss_weighting: ``prompt`` (paper) or ``rollout``.
+
+    Returns:
+        Factors, float64, shape ``(m,)``.
+
+    Raises:
+        ValueError: For an unknown weighting, nominal < 1 or negative counts.
+
+    Example:
+        >>> advantage_weights(np.array([2, 8, 14]), 8).tolist()
+        [4.0, 1.0, 0.5714285714285714]
+    """
+    n = np.asarray(rollouts, dtype=np.float64)
+    if nominal < 1 or np.any(n < 0):
+        raise ValueError("nominal must be >= 1 and rollout counts >= 0")
+    if loss_weighting == "rollout":
+        return np.where(n > 0, 1.0, 0.0)
+    if loss_weighting == "prompt":
+        result: FloatArray = np.where(n > 0, nominal / np.maximum(n, 1.0), 0.0)
+        return result
+    raise ValueError(f"unknown loss weighting {loss_weighting!r}; choose 'prompt' or 'rollout'")

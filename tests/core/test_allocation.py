@@ -150,3 +150,15 @@ def test_round_preserving_sum_hits_the_total_within_one_of_each_value(values, lo
     n = round_preserving_sum(x, total, lo=lo, hi=None)
     assert n.sum() == total and n.min() >= lo
     assert np.all(np.abs(n - x) < 1 + 1e-6)
+
+
+@given(st.lists(st.integers(0, 64), min_size=1, max_size=30).map(np.array), st.integers(1, 16))
+def test_prompt_weighting_gives_every_kept_prompt_the_same_total_weight(n, nominal):
+    from cures_verl.core.allocation import advantage_weights
+
+    w = advantage_weights(n, nominal)
+    np.testing.assert_allclose((w * n)[n > 0], nominal)  # a group of n_i rollouts weighs nominal in total
+    assert np.all(w[n == 0] == 0)
+    np.testing.assert_array_equal(advantage_weights(n, nominal, loss_weighting="rollout"), (n > 0).astype(float))
+    with pytest.raises(ValueError, match="unknown loss weighting"):
+        advantage_weights(n, nominal, loss_weighting="token")
