@@ -267,6 +267,11 @@ class CuresConfig:
     seed: int = 0
     """Seed of the sampler's random generator (prompt draws, Thompson draws, subset shuffling)."""
 
+    dump_dir: str | None = None
+    """Directory for a per-step record of the curriculum (``cures_steps.jsonl``: prompts, rollouts, predicted and
+    realised accuracy, histogram of the pool's estimated accuracy) used by scripts/plot_curriculum.py. null
+    disables it."""
+
     posterior: PosteriorConfig = field(default_factory=PosteriorConfig)
     """Per-prompt Beta posterior of accuracy."""
 
@@ -283,6 +288,8 @@ class CuresConfig:
         if self.preset not in PRESETS:
             raise _fail("preset", self.preset, f"choose one of {', '.join(map(repr, PRESETS))}")
         _check_int("seed", self.seed, minimum=0)
+        if self.dump_dir is not None and not isinstance(self.dump_dir, str):
+            raise _fail("dump_dir", self.dump_dir, "expected a directory path or null")
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> CuresConfig:

@@ -83,7 +83,7 @@ def test_every_preset_round_trips_through_a_plain_dict(name):
     assert CuresConfig.from_mapping(cfg.to_dict()) == cfg
     flat = preset_values(name)
     assert flat["preset"] == name
-    assert all("." in key or key in {"enable", "preset", "seed"} for key in flat)
+    assert all("." in key or key in {"enable", "preset", "seed", "dump_dir"} for key in flat)
 
 
 def test_configs_are_frozen():
