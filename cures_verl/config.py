@@ -45,7 +45,7 @@ AccuracyEstimate = Literal["posterior_mean", "mle"]
 ZeroVariancePolicy = Literal["floor", "drop"]
 LossWeighting = Literal["prompt", "rollout"]
 ScheduleMode = Literal["iterations", "continuous"]
-SubsetSplit = Literal["contiguous", "shuffled"]
+SubsetSplit = Literal["contiguous", "shuffled", "field"]
 PriorSource = Literal["uniform", "dataset"]
 
 
@@ -236,8 +236,13 @@ class ScheduleConfig:
     wraps around the dataset more than once."""
 
     split: SubsetSplit = "contiguous"
-    """How prompts are assigned to subsets: ``contiguous`` blocks in dataset order (for pre-split data such as the
-    15 Numina subsets concatenated in order) or ``shuffled`` by the seed."""
+    """How prompts are assigned to subsets: ``contiguous`` equal blocks in the order of the stable prompt id,
+    ``shuffled`` equal blocks of a seeded permutation, or ``field``: the data's own subsets, read from
+    ``extra_info.<subset_field>`` (e.g. the 15 Numina subsets written by scripts/prepare_data.py)."""
+
+    subset_field: str = "subset"
+    """The ``extra_info`` field holding each prompt's subset id when split=field (subsets run in increasing id
+    order; their number must equal num_iterations)."""
 
     def __post_init__(self) -> None:
         _check_choice("schedule.mode", self.mode, ScheduleMode)
@@ -251,6 +256,8 @@ class ScheduleConfig:
                 "use 0 (no cold start) or >= 2: a GRPO group of one rollout has no baseline",
             )
         _check_choice("schedule.split", self.split, SubsetSplit)
+        if not isinstance(self.subset_field, str) or not self.subset_field:
+            raise _fail("schedule.subset_field", self.subset_field, "expected the name of an extra_info field")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -104,6 +104,8 @@ class CurriculumSampler:
         config: CurES settings (see :mod:`cures_verl.config`).
         prior_accuracy: Per-prompt pass rates in [0, 1], shape ``(num_prompts,)``, required when
             ``config.posterior.prior_source == "dataset"`` and rejected otherwise.
+        subset_ids: Per-prompt subset ids, shape ``(num_prompts,)``, required when
+            ``config.schedule.split == "field"``.
 
     Raises:
         ValueError: If the budget is infeasible for the allocation bounds, a subset is smaller than a batch,
@@ -130,6 +132,7 @@ class CurriculumSampler:
         rollouts_per_prompt: int,
         config: CuresConfig | None = None,
         prior_accuracy: FloatArray | None = None,
+        subset_ids: IntArray | None = None,
     ) -> None:
         self.config = config if config is not None else CuresConfig()
         if num_prompts < 1:
@@ -144,7 +147,7 @@ class CurriculumSampler:
         self.budget = self.batch_size * self.rollouts_per_prompt
         self._check_budget()
         cfg = self.config
-        self.schedule = Schedule(self.num_prompts, self.batch_size, cfg.schedule, seed=cfg.seed)
+        self.schedule = Schedule(self.num_prompts, self.batch_size, cfg.schedule, seed=cfg.seed, subset_ids=subset_ids)
         self.tracker = BetaAccuracyTracker(self.num_prompts, **self._priors(prior_accuracy))
         self.rng = np.random.default_rng(cfg.seed)
         self.tree = SumTree(self.num_prompts)

@@ -60,9 +60,12 @@ class Schedule:
         batch_size: Prompts per step (m).
         config: The schedule settings.
         seed: Seed of the subset shuffle (``split="shuffled"``).
+        subset_ids: Subset id of every prompt, shape ``(num_prompts,)``, required when ``split="field"``:
+            subsets run in increasing id order, prompts within a subset in prompt-id order.
 
     Raises:
-        ValueError: If a subset is smaller than ``batch_size`` (no step could draw m distinct prompts).
+        ValueError: If a subset is smaller than ``batch_size`` (no step could draw m distinct prompts), or the
+            subset ids are missing or do not make ``num_iterations`` subsets.
 
     Example:
         >>> from cures_verl.config import ScheduleConfig
@@ -75,7 +78,15 @@ class Schedule:
         [5, 6, 7, 8, 9]
     """
 
-    def __init__(self, num_prompts: int, batch_size: int, config: ScheduleConfig, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_prompts: int,
+        batch_size: int,
+        config: ScheduleConfig,
+        *,
+        seed: int = 0,
+        subset_ids: IntArray | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.num_prompts = int(num_prompts)
@@ -83,9 +94,14 @@ class Schedule:
         self.config = config
         self.continuous = config.mode == "continuous"
         num_subsets = 1 if self.continuous else config.num_iterations
-        # np.array_split sizes: the first (N mod T) subsets get one extra prompt
-        sizes = np.full(num_subsets, self.num_prompts // num_subsets, dtype=np.int64)
-        sizes[: self.num_prompts % num_subsets] += 1
+        self._order: IntArray | None = None
+        by_field = config.split == "field" and not self.continuous
+        if by_field:
+            sizes = self._field_subsets(subset_ids, num_subsets)
+        else:
+            # np.array_split sizes: the first (N mod T) subsets get one extra prompt
+            sizes = np.full(num_subsets, self.num_prompts // num_subsets, dtype=np.int64)
+            sizes[: self.num_prompts % num_subsets] += 1
         self._bounds = np.concatenate([[0], np.cumsum(sizes)])
         if sizes.min() < self.batch_size:
             where = "the dataset" if self.continuous else f"subset {int(sizes.argmin())} of {num_subsets}"
@@ -93,7 +109,6 @@ class Schedule:
                 f"{where} holds {int(sizes.min())} prompts, fewer than the {self.batch_size} prompts a step draws; "
                 "lower cures.schedule.num_iterations or data.train_batch_size, or use a larger dataset"
             )
-        self._order: IntArray | None = None
         if config.split == "shuffled" and not self.continuous:
             self._order = np.random.default_rng(seed).permutation(self.num_prompts).astype(np.int64)
         cold = config.cold_start_rollouts > 0
@@ -101,6 +116,25 @@ class Schedule:
         train_steps = 0 if self.continuous else config.steps_per_iteration
         self._iteration_lengths = self._cold_steps + train_steps
         self._iteration_starts = np.concatenate([[0], np.cumsum(self._iteration_lengths)])
+
+    def _field_subsets(self, subset_ids: IntArray | None, num_subsets: int) -> IntArray:
+        """Order prompts by (subset id, prompt id) and return the subset sizes."""
+        if subset_ids is None:
+            raise ValueError(
+                "cures.schedule.split=field needs each prompt's subset id (extra_info.<subset_field>); "
+                "use split=contiguous for data without subsets"
+            )
+        ids = np.asarray(subset_ids)
+        if ids.shape != (self.num_prompts,) or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"subset ids must be integers of shape ({self.num_prompts},)")
+        values, sizes = np.unique(ids, return_counts=True)
+        if values.size != num_subsets:
+            raise ValueError(
+                f"the data has {values.size} subsets ({values.min()}..{values.max()}) but "
+                f"cures.schedule.num_iterations={num_subsets}; set num_iterations={values.size}"
+            )
+        self._order = np.lexsort((np.arange(self.num_prompts), ids)).astype(np.int64)
+        return sizes.astype(np.int64)
 
     @property
     def num_subsets(self) -> int:

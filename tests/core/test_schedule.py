@@ -65,3 +65,13 @@ def test_subset_smaller_than_a_batch_is_rejected_with_the_fix():
         Schedule(10, 2, ScheduleConfig(num_iterations=1, cold_start_rollouts=0)).cold_start_prompts(
             Schedule(10, 2, ScheduleConfig(num_iterations=1, cold_start_rollouts=0)).phase(0)
         )
+
+
+def test_field_split_follows_the_datas_own_subsets():
+    ids = np.array([2, 1, 2, 1, 3, 3, 1, 2, 3])
+    sched = Schedule(9, 2, ScheduleConfig(num_iterations=3, split="field", cold_start_rollouts=0), subset_ids=ids)
+    assert [sched.subset(i).tolist() for i in range(3)] == [[1, 3, 6], [0, 2, 7], [4, 5, 8]]
+    with pytest.raises(ValueError, match="set num_iterations=3"):
+        Schedule(9, 2, ScheduleConfig(num_iterations=2, split="field"), subset_ids=ids)
+    with pytest.raises(ValueError, match="needs each prompt's subset id"):
+        Schedule(9, 2, ScheduleConfig(num_iterations=3, split="field"))
