@@ -21,7 +21,7 @@ EXTRAS = {
     # vLLM rollout on GPUs, through verl's own pins (torch 2.11 CUDA build).
     "gpu": [f"verl[verl-core,vllm]=={VERL_PIN}", "hydra-core>=1.3", "math-verify>=0.8"],
     "plot": ["matplotlib>=3.7"],
-    "data": ["pandas>=2.0", "pyarrow>=15"],
+    "data": ["pyarrow>=15", "datasets>=2.14", "tqdm>=4.60"],
     "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10"],
 }
 EXTRAS["all"] = sorted({req for name in ("verl", "math", "plot", "data", "test") for req in EXTRAS[name]})
