@@ -1,0 +1,68 @@
+"""Hydra entry point: ``python -m cures_verl.main`` (verl's ``main_ppo`` with CurES).
+
+Adopting CurES in an existing verl run is one change: launch ``python -m cures_verl.main`` instead of
+``python -m verl.trainer.main_ppo`` with the same overrides (CurES's own settings are under ``cures.*``).
+``cures.enable=false`` runs verl's own ``main_ppo`` logic unchanged, on the same config.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from cures_verl.verl_adapter.hydra_config import CONFIG_DIR, CONFIG_NAME, cures_config_from, register_resolvers
+
+__all__ = ["main", "run"]
+
+logger = logging.getLogger(__name__)
+
+register_resolvers()
+
+
+def _resolve_cures_block(config: DictConfig) -> None:
+    """Replace the cures: interpolations by their values, so Ray workers need no custom resolver."""
+    resolved = OmegaConf.to_container(config.cures, resolve=True)
+    config.cures = OmegaConf.create(resolved)
+
+
+def run(config: DictConfig) -> None:
+    """Train with the composed ``config`` (what ``main`` does after Hydra composed it)."""
+    cures = cures_config_from(config)
+    _resolve_cures_block(config)
+    from cures_verl.verl_adapter.compat import check_verl_version
+
+    check_verl_version()
+    from cures_verl.verl_adapter.cpu_mode import prepare_cpu_mode
+
+    prepare_cpu_mode(config)
+    from verl.trainer import main_ppo
+
+    if not cures.enable:
+        logger.info("cures.enable=false: running verl's main_ppo unchanged")
+        main_ppo.main.__wrapped__(config)
+        return
+
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+    from verl.utils.device import auto_set_device
+
+    from cures_verl.verl_adapter.runner import CuresTaskRunner
+    from cures_verl.verl_adapter.trainer import check_trainer_config
+
+    check_trainer_config(config, cures)
+    # the same preparation as verl 0.9.1 main_ppo.main (main_ppo.py:167-180), then our task runner
+    auto_set_device(config)
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    main_ppo.run_ppo(config, task_runner_class=CuresTaskRunner)
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name=CONFIG_NAME, version_base=None)
+def main(config: DictConfig) -> None:
+    """``python -m cures_verl.main <hydra overrides>``."""
+    run(config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""CurES as the batch sampler of verl's training dataloader.
+
+verl's V1 trainer pulls each step's prompts from a torchdata ``StatefulDataLoader``. We give that
+loader a *batch sampler* whose every batch is one CurES step: :meth:`CuresBatchSampler.__iter__` asks
+the core :class:`~cures_verl.core.CurriculumSampler` for the next plan and yields the dataset rows of
+its prompts. The loader calls ``state_dict``/``load_state_dict`` of a stateful batch sampler when it
+saves or restores (torchdata ``stateful_dataloader.py``: ``try_to_serialize(self._index_sampler)``), so
+verl's own ``data.pt`` checkpoint carries the posterior counts, the generator and the position.
+
+Prompts are identified by the dataset's stable ``extra_info.index``, never by row position: the core's
+prompt id is the rank of that index, so a re-ordered training file resumes correctly, and a checkpoint
+from different data is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cures_verl.core import CurriculumSampler, StepPlan
+
+__all__ = ["CuresBatchSampler", "PromptIndex", "read_extra_info_field"]
+
+logger = logging.getLogger(__name__)
+
+
+def read_extra_info_field(dataframe: Any, field: str) -> NDArray[Any]:
+    """``extra_info[field]`` of every row of a Hugging Face dataset (verl's ``RLHFDataset.dataframe``).
+
+    Raises:
+        ValueError: If the dataset has no ``extra_info`` column or a row lacks the field.
+    """
+    if "extra_info" not in dataframe.column_names:
+        raise ValueError(
+            "the training data has no extra_info column; CurES needs extra_info.index, a stable unique id per "
+            "prompt (scripts/prepare_data.py writes it)"
+        )
+    flat = dataframe.select_columns(["extra_info"]).flatten()
+    column = f"extra_info.{field}"
+    if column not in flat.column_names:
+        raise ValueError(
+            f"the training data's extra_info has no {field!r} field (found: "
+            f"{', '.join(c.removeprefix('extra_info.') for c in flat.column_names)})"
+        )
+    values = np.asarray(flat.with_format("numpy")[column])
+    return values
+
+
+class PromptIndex:
+    """The map between dataset rows, stable prompt ids (``extra_info.index``) and the core's prompt ids.
+
+    Args:
+        stable_ids: ``extra_info.index`` of every dataset row, shape ``(num_rows,)``.
+
+    Raises:
+        ValueError: If an id is missing, not an integer, or repeated (naming the first offending rows).
+    """
+
+    def __init__(self, stable_ids: NDArray[Any]) -> None:
+        ids = np.asarray(stable_ids)
+        if ids.size == 0:
+            raise ValueError("the training dataset is empty")
+        if ids.dtype == object or not np.issubdtype(ids.dtype, np.integer):
+            bad = [i for i, v in enumerate(ids.tolist()) if not isinstance(v, int) or isinstance(v, bool)][:5]
+            raise ValueError(
+                f"extra_info.index must be an integer on every row; rows {bad} are not "
+                "(missing or null values included). Regenerate the data with scripts/prepare_data.py"
+            )
+        ids = ids.astype(np.int64)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        repeated = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
+        if repeated.size:
+            value = int(sorted_ids[repeated[0]])
+            rows = np.flatnonzero(ids == value)[:5].tolist()
+            raise ValueError(
+                f"extra_info.index must be unique; {repeated.size} values repeat, e.g. {value} on rows {rows}. "
+                "CurES keys its per-prompt estimates by this id"
+            )
+        #: stable id of core prompt p (ids sorted), shape (num_prompts,)
+        self.stable_ids = sorted_ids
+        #: dataset row of core prompt p, shape (num_prompts,)
+        self.rows = order.astype(np.int64)
+
+    @property
+    def num_prompts(self) -> int:
+        """Number of prompts."""
+        return int(self.stable_ids.size)
+
+    def prompts_of_stable_ids(self, stable_ids: NDArray[Any]) -> NDArray[np.int64]:
+        """Core prompt ids of the given stable ids.
+
+        Raises:
+            ValueError: If an id is not in the dataset.
+        """
+        ids = np.asarray(stable_ids, dtype=np.int64)
+        pos = np.searchsorted(self.stable_ids, ids)
+        pos_clipped = np.minimum(pos, self.num_prompts - 1)
+        unknown = self.stable_ids[pos_clipped] != ids
+        if unknown.any():
+            raise ValueError(f"prompt ids {ids[unknown][:5].tolist()} are not in the training dataset")
+        return pos_clipped.astype(np.int64)
+
+
+class CuresBatchSampler:
+    """A stateful batch sampler: each batch is the dataset rows of one CurES step.
+
+    Args:
+        curriculum: The core sampler (prompt ids = ranks of ``extra_info.index``).
+        index: The row/id map of the training dataset.
+        num_batches: What ``len()`` reports (verl does not rely on it; steps come from the trainer).
+    """
+
+    def __init__(self, curriculum: CurriculumSampler, index: PromptIndex, num_batches: int) -> None:
+        if curriculum.num_prompts != index.num_prompts:
+            raise ValueError(f"curriculum has {curriculum.num_prompts} prompts but the dataset has {index.num_prompts}")
+        self.curriculum = curriculum
+        self.index = index
+        self.num_batches = int(num_batches)
+        #: the plan of the batch most recently yielded (read by the trainer to attach rollout counts)
+        self.current_plan: StepPlan | None = None
+
+    def __iter__(self) -> Iterator[list[int]]:
+        while True:
+            plan = self.curriculum.plan_step()
+            self.current_plan = plan
+            yield self.index.rows[plan.prompt_indices].tolist()
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def state_dict(self) -> dict[str, Any]:
+        """The core sampler's state plus the stable ids it was built on."""
+        return {"curriculum": self.curriculum.state_dict(), "stable_ids": self.index.stable_ids.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore; refuses a checkpoint made on different training data."""
+        saved = np.asarray(state["stable_ids"], dtype=np.int64)
+        if saved.shape != self.index.stable_ids.shape or not np.array_equal(saved, self.index.stable_ids):
+            missing = np.setdiff1d(saved, self.index.stable_ids).size
+            new = np.setdiff1d(self.index.stable_ids, saved).size
+            raise ValueError(
+                f"the checkpoint's CurES state was built on different training data ({missing} prompt ids of the "
+                f"checkpoint are gone, {new} are new); resume with the same data.train_files"
+            )
+        self.curriculum.load_state_dict(state["curriculum"])
+        self.current_plan = None
+        logger.info("restored the CurES sampler at step %d", self.curriculum.step)

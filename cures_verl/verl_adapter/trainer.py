@@ -1,0 +1,302 @@
+"""CurES inside verl's default (V1, synchronous) trainer, through narrow overrides.
+
+Built against verl 0.9.1 (``verl/trainer/ppo/v1/trainer_base.py``, ``trainer_sync.py``). Each override
+calls ``super()`` and says which verl behaviour it relies on; ``fit()`` and ``step()``'s pipeline are
+verl's own. What changes, step by step:
+
+1. ``_init_dataloader``: verl builds the datasets; we swap the training loader's sampler for
+   :class:`~cures_verl.verl_adapter.sampler.CuresBatchSampler` (one batch = one CurES step) and set the
+   step count of the paper's schedule.
+2. ``_fetch_one_gen_batch``: verl fetches the step's prompts from that loader; we attach each prompt's
+   rollout count as ``__rollout_n__``, which V1's agent loop honours (``agent_loop_tq.py:114``).
+3. ``_compute_advantage``: after verl's GRPO advantages, prompt i's advantages are scaled by
+   nominal_n / n_i so every prompt weighs the same in the loss (the paper's Eq. 16), unless
+   ``cures.allocation.loss_weighting=rollout``.
+4. ``_update_actor`` / ``_update_critic``: skipped on cold-start steps unless
+   ``cures.schedule.train_on_cold_start`` (the paper only estimates on them).
+5. ``step``: after verl's step, before ``fit()`` clears TransferQueue, the rollouts' rewards update the
+   posterior and the ``cures/*`` metrics join verl's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import transfer_queue as tq
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torchdata.stateful_dataloader import StatefulDataLoader
+from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+from verl.utils import tensordict_utils as tu
+from verl.utils.dataset.rl_dataset import collate_fn
+from verl.utils.debug import marked_timer
+
+from cures_verl.config import CuresConfig
+from cures_verl.core import CurriculumSampler, StepPlan, advantage_weights
+from cures_verl.verl_adapter import metrics as cures_metrics
+from cures_verl.verl_adapter.hydra_config import cures_config_from
+from cures_verl.verl_adapter.sampler import CuresBatchSampler, PromptIndex, read_extra_info_field
+
+__all__ = ["CuresTrainer", "check_trainer_config"]
+
+logger = logging.getLogger(__name__)
+
+
+def check_trainer_config(config: DictConfig, cures: CuresConfig) -> None:
+    """Refuse verl settings CurES cannot honour, naming the keys (before any worker starts).
+
+    Raises:
+        ValueError: On an incompatible combination.
+    """
+    problems = []
+    if not config.trainer.get("use_v1", True):
+        problems.append(
+            "trainer.use_v1=false: CurES runs on verl's V1 trainer (the default since verl 0.9; the legacy trainer "
+            "is deprecated upstream and has no per-prompt rollout counts); set trainer.use_v1=true"
+        )
+    mode = config.trainer.v1.trainer_mode
+    if mode != "sync":
+        problems.append(
+            f"trainer.v1.trainer_mode={mode}: CurES needs the synchronous trainer (the posterior is updated between "
+            "steps); set trainer.v1.trainer_mode=sync"
+        )
+    if config.trainer.v1.get(mode, {}).get("parameter_sync_step", 1) != 1:
+        problems.append(f"trainer.v1.{mode}.parameter_sync_step must be 1 with CurES")
+    filter_groups = config.algorithm.get("filter_groups", None)
+    if filter_groups is not None and filter_groups.get("enable", False):
+        problems.append(
+            "algorithm.filter_groups.enable=true: DAPO's group filtering refills prompts outside CurES's plan; "
+            "disable it (cures.allocation.zero_variance=drop is CurES's own way to skip zero-variance prompts)"
+        )
+    gen_batch_size = config.data.get("gen_batch_size", None)
+    if gen_batch_size not in (None, config.data.train_batch_size):
+        problems.append(
+            f"data.gen_batch_size={gen_batch_size}: CurES plans whole steps of data.train_batch_size prompts; "
+            "leave data.gen_batch_size unset"
+        )
+    if config.trainer.v1.sampler.get("sync_refill_failed_groups", False):
+        problems.append("trainer.v1.sampler.sync_refill_failed_groups=true is not supported with CurES")
+    if problems:
+        raise ValueError("CurES cannot run with these verl settings:\n  - " + "\n  - ".join(problems))
+    del cures
+
+
+def _numeric(values: np.ndarray, key: str) -> np.ndarray:
+    """A per-prompt extra_info column as float64, refusing nulls and non-numbers with the config key named."""
+    try:
+        out = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cures.{key}: the extra_info field must be a number on every row ({exc})") from exc
+    if np.isnan(out).any():
+        raise ValueError(f"cures.{key}: {int(np.isnan(out).sum())} rows have no value (null) in that extra_info field")
+    return out
+
+
+class CuresTrainer(PPOTrainerSync):
+    """verl's synchronous V1 trainer with CurES prompt selection, per-prompt rollout counts and updates."""
+
+    def __init__(self, config: DictConfig) -> None:
+        self.cures_config = cures_config_from(config)
+        check_trainer_config(config, self.cures_config)
+        super().__init__(config)
+        self.curriculum: CurriculumSampler | None = None
+        self.batch_sampler: CuresBatchSampler | None = None
+        self._prompt_of_uid: dict[str, int] = {}
+        self._step_plan: StepPlan | None = None
+        self._dump_path: str | None = None
+
+    # -- 1. data --------------------------------------------------------------------------------------
+    def _init_dataloader(self) -> None:
+        # verl 0.9.1 trainer_base.py:708: builds train/val RLHFDataset, the train StatefulDataLoader and the step
+        # counts; we keep all of it and replace only the training loader's sampler.
+        super()._init_dataloader()
+        cfg = self.cures_config
+        index = PromptIndex(read_extra_info_field(self.train_dataset.dataframe, "index"))
+        frame = self.train_dataset.dataframe
+
+        def column(field: str, key: str) -> np.ndarray:
+            return _numeric(read_extra_info_field(frame, field)[index.rows], key)
+
+        prior = subsets = None
+        if cfg.posterior.prior_source == "dataset":
+            prior = column(cfg.posterior.prior_field, "posterior.prior_field")
+        if cfg.schedule.split == "field" and cfg.schedule.mode == "iterations":
+            subsets = column(cfg.schedule.subset_field, "schedule.subset_field").astype(np.int64)
+        rollout_n = int(self.config.actor_rollout_ref.rollout.n)
+        self.curriculum = CurriculumSampler(
+            index.num_prompts,
+            batch_size=int(self.config.data.train_batch_size),
+            rollouts_per_prompt=rollout_n,
+            config=cfg,
+            prior_accuracy=prior,
+            subset_ids=subsets,
+        )
+        schedule = self.curriculum.schedule
+        if schedule.steps_per_epoch is not None:
+            self.steps_per_epoch = schedule.steps_per_epoch
+            if self.config.trainer.total_training_steps is None:
+                self._set_total_training_steps(self.steps_per_epoch * int(self.config.trainer.total_epochs))
+        self.batch_sampler = CuresBatchSampler(self.curriculum, index, num_batches=self.steps_per_epoch)
+        # num_workers=0: a worker process would prefetch batches, i.e. plan steps before the posterior saw the
+        # previous step's rewards (verl's removed curriculum hook asserted the same).
+        self.train_dataloader = StatefulDataLoader(
+            dataset=self.train_dataset, batch_sampler=self.batch_sampler, num_workers=0, collate_fn=collate_fn
+        )
+        self.train_dataloader_it = None
+        if cfg.dump_dir:
+            os.makedirs(cfg.dump_dir, exist_ok=True)
+            self._dump_path = os.path.join(cfg.dump_dir, "cures_steps.jsonl")
+        logger.info(
+            "CurES: %d prompts, preset %s, %s schedule, %s steps per epoch, %d total steps; changed from preset: %s",
+            index.num_prompts,
+            cfg.preset,
+            cfg.schedule.mode,
+            schedule.steps_per_epoch,
+            self.total_training_steps,
+            cfg.differences_from_preset() or "nothing",
+        )
+
+    def _set_total_training_steps(self, total: int) -> None:
+        # verl 0.9.1 trainer_base.py:768-784 derives the optimiser's schedule horizon from the step count; keep it
+        # consistent with the paper's schedule length.
+        self.total_training_steps = total
+        with open_dict(self.config):
+            for path in ("actor_rollout_ref.actor.optim", "critic.optim"):
+                if OmegaConf.select(self.config, path) is not None:
+                    OmegaConf.select(self.config, path).total_training_steps = total * self.parameter_sync_step
+
+    def _fetch_one_gen_batch(self) -> Any:
+        # verl 0.9.1 trainer_base.py:1466: one next() on the training loader (= one CurES plan) plus uids.
+        timing = getattr(self, "timing_raw", None)
+        timing = timing if timing is not None else {}
+        with marked_timer(cures_metrics.TIMER_PLAN, timing):
+            batch = super()._fetch_one_gen_batch()
+        assert self.batch_sampler is not None and self.curriculum is not None
+        plan = self.batch_sampler.current_plan
+        if plan is None:
+            raise RuntimeError("the CurES batch sampler yielded no plan; was the train dataloader replaced?")
+        got = np.asarray(batch["index"].tolist(), dtype=np.int64)
+        expected = self.batch_sampler.index.stable_ids[plan.prompt_indices]
+        if not np.array_equal(got, expected):
+            raise RuntimeError("the fetched batch does not hold the planned prompts (verl changed its data path?)")
+        # V1 agent loop: n = prompt.pop("__rollout_n__", rollout.n) (verl 0.9.1 agent_loop_tq.py:114)
+        tu.assign_non_tensor_stack(batch, "__rollout_n__", [int(n) for n in plan.rollouts])
+        uids = batch["uid"].tolist()
+        self._prompt_of_uid = {str(uid): int(p) for uid, p in zip(uids, plan.prompt_indices, strict=True)}
+        self._step_plan = plan
+        return batch
+
+    def _add_prompts_to_generate(self, num_prompts: int) -> int:
+        # verl 0.9.1 replay_buffer.py:468: the sync replay buffer asks for replacement prompts when a rollout group
+        # fails. A refill outside the plan would break CurES's budget and posterior bookkeeping.
+        raise RuntimeError(
+            f"{num_prompts} rollout group(s) failed and verl asked for replacement prompts; CurES plans whole steps "
+            "and cannot refill. Check the rollout/reward logs for the failure"
+        )
+
+    # -- 2. rollouts: rewards, advantages and updates --------------------------------------------------
+    def _real_keys(self, batch: Any) -> list[str]:
+        # verl 0.9.1 padding_utils.py: rows added to make the batch divisible carry tag is_padding=True.
+        return [key for key, tag in zip(batch.keys, batch.tags, strict=True) if not tag.get("is_padding", False)]
+
+    def _prompts_of_keys(self, keys: list[str]) -> np.ndarray:
+        # TransferQueue keys are "{uid}_{session}_{index}" (verl 0.9.1 agent_loop_tq.py: _agent_loop_postprocess)
+        return np.array([self._prompt_of_uid[key.rsplit("_", 2)[0]] for key in keys], dtype=np.int64)
+
+    def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
+        batch = super()._compute_advantage(batch, metrics)
+        plan = self._step_plan
+        if plan is None or self.cures_config.allocation.loss_weighting == "rollout":
+            return batch
+        keys = self._real_keys(batch)
+        if not keys:
+            return batch
+        weight_of_prompt = dict(
+            zip(
+                plan.prompt_indices.tolist(),
+                advantage_weights(plan.rollouts, int(self.config.actor_rollout_ref.rollout.n)).tolist(),
+                strict=True,
+            )
+        )
+        weights = torch.tensor([weight_of_prompt[p] for p in self._prompts_of_keys(keys).tolist()])
+        data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["advantages"])
+        advantages = data["advantages"]
+        # jagged rows [a_0 | a_1 ...] -> scale row r by w_r: repeat each weight over its row's tokens
+        lengths = advantages.offsets().diff()
+        scaled = torch.nested.nested_tensor_from_jagged(
+            advantages.values() * torch.repeat_interleave(weights, lengths).to(advantages.dtype),
+            offsets=advantages.offsets(),
+        )
+        tq.kv_batch_put(keys=keys, partition_id=batch.partition_id, fields=tu.get_tensordict({"advantages": scaled}))
+        metrics[cures_metrics.key("alloc/advantage_weight_max")] = float(weights.max())
+        return batch
+
+    def _skips_update(self) -> bool:
+        return self._step_plan is not None and not self._step_plan.is_training
+
+    def _update_actor(self, batch: Any, metrics: dict) -> Any:
+        if self._skips_update():
+            metrics[cures_metrics.key("schedule/skipped_update")] = 1.0
+            return batch
+        return super()._update_actor(batch, metrics)
+
+    def _update_critic(self, batch: Any, metrics: dict) -> Any:
+        if self._skips_update():
+            return batch
+        return super()._update_critic(batch, metrics)
+
+    def step(self, metrics: dict, timing_raw: dict) -> Any:
+        batch = super().step(metrics, timing_raw)
+        # verl 0.9.1 trainer_base.py:511: fit() clears the step's TransferQueue data right after this returns.
+        with marked_timer(cures_metrics.TIMER_UPDATE, timing_raw):
+            metrics.update(self._observe(batch))
+        return batch
+
+    def _observe(self, batch: Any) -> dict[str, float]:
+        assert self.curriculum is not None
+        plan = self._step_plan
+        if plan is None:
+            raise RuntimeError("a training step ran without a CurES plan")
+        keys = self._real_keys(batch)
+        data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["rm_scores"])
+        # rm_scores holds the reward on the response's last token (pre-KL): the sum is the rollout's reward
+        rewards = np.asarray(data["rm_scores"].sum(dim=1).tolist(), dtype=np.float64)
+        prompts = self._prompts_of_keys(keys)
+        realised = np.bincount(np.searchsorted(np.sort(plan.prompt_indices), prompts), minlength=plan.rollouts.size)
+        planned = plan.rollouts[np.argsort(plan.prompt_indices)]
+        mismatched = int(np.count_nonzero(realised != planned))
+        if mismatched:
+            logger.warning("CurES: %d prompts got a different number of rollouts than allocated", mismatched)
+        out = self.curriculum.observe(prompts, rewards)
+        out.update(self.curriculum.metrics(plan))
+        out["batch/rollout_count_mismatch"] = float(mismatched)
+        if self._dump_path is not None:
+            self._dump_step(plan, prompts, rewards, out)
+        self._step_plan = None
+        return {cures_metrics.key(k): v for k, v in out.items()}
+
+    def _dump_step(self, plan: StepPlan, prompts: np.ndarray, rewards: np.ndarray, out: dict[str, float]) -> None:
+        assert self.curriculum is not None and self.batch_sampler is not None and self._dump_path is not None
+        pool = self.curriculum.schedule.subset(self.curriculum.schedule.phase(plan.step).subset)
+        hist, _ = np.histogram(self.curriculum.tracker.posterior_mean(pool), bins=20, range=(0.0, 1.0))
+        correct = np.bincount(prompts, weights=rewards, minlength=self.curriculum.num_prompts)[plan.prompt_indices]
+        record = {
+            "time": time.time(),
+            "global_step": int(self.global_steps),
+            "step": plan.step,
+            "iteration": plan.iteration,
+            "phase": plan.phase,
+            "prompt_ids": self.batch_sampler.index.stable_ids[plan.prompt_indices].tolist(),
+            "rollouts": plan.rollouts.tolist(),
+            "predicted_accuracy": np.round(plan.predicted_accuracy, 6).tolist(),
+            "realised_accuracy": np.round(correct / np.maximum(plan.rollouts, 1), 6).tolist(),
+            "pool_accuracy_histogram": hist.tolist(),
+            "metrics": {k: v for k, v in out.items() if np.isfinite(v)},
+        }
+        with open(self._dump_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The paper's training setting (CurES, arXiv 2510.01037, Sec. 5 and the released scripts) on GPUs, for CurES or
+# for plain GRPO with the same per-step rollout budget. Called by cures_1.5b.sh, cures_7b.sh, grpo_1.5b.sh and
+# grpo_7b.sh. Every value below can be set from the environment; any Hydra override can be appended and wins
+# (passed through "$@"), e.g.  bash recipes/cures_7b.sh cures.preset=official_code trainer.nnodes=2
+#
+# Data: python scripts/prepare_data.py dataset numina_math --output "$DATA_DIR/numina_math.parquet"
+#       python scripts/prepare_data.py eval --output-dir "$DATA_DIR/eval"          (see docs/data.md)
+set -xeuo pipefail
+
+# ---- algorithm
+# cures: CurES prompt selection and rollout allocation; grpo: plain verl GRPO through the same entry point
+method=${METHOD:-cures}
+# paper | official_code | recommended (docs/configuration.md)
+preset=${PRESET:-paper}
+# T: Numina-Math is split into 15 subsets, one per iteration
+num_iterations=${NUM_ITERATIONS:-15}
+# M: training steps per subset
+steps_per_iteration=${STEPS_PER_ITERATION:-10}
+# N': cold-start rollouts per prompt at the start of each iteration
+cold_start_rollouts=${COLD_START_ROLLOUTS:-4}
+
+# ---- batch sizes
+# m: prompts per step
+train_batch_size=${TRAIN_BATCH_SIZE:-1024}
+# nominal n: the step's rollout budget is N = m x n = 8 x 1024 (the paper's budget)
+rollout_n=${ROLLOUT_N:-8}
+# prompts per optimizer update: m / 256 = 4 updates per step (released scripts)
+ppo_mini_batch_size=${PPO_MINI_BATCH_SIZE:-256}
+ppo_micro_batch_size_per_gpu=${PPO_MICRO_BATCH_SIZE_PER_GPU:-4}
+log_prob_micro_batch_size_per_gpu=${LOG_PROB_MICRO_BATCH_SIZE_PER_GPU:-8}
+# plain GRPO trains as many steps as CurES does: T x M = 150 (CurES adds its cold-start steps, which do not train)
+grpo_total_steps=${GRPO_TOTAL_STEPS:-$((num_iterations * steps_per_iteration))}
+
+# ---- optimisation (released scripts: constant lr, KL loss 0.001 with low_var_kl, no KL in the reward)
+lr=${LR:-1e-6}
+kl_loss_coef=${KL_LOSS_COEF:-0.001}
+max_prompt_length=${MAX_PROMPT_LENGTH:-1024}
+max_response_length=${MAX_RESPONSE_LENGTH:-3072}
+rollout_temperature=${ROLLOUT_TEMPERATURE:-1.0}
+gpu_memory_utilization=${GPU_MEMORY_UTILIZATION:-0.7}
+
+# ---- paths and cluster
+MODEL_PATH=${MODEL_PATH:?set MODEL_PATH (e.g. Qwen/Qwen2.5-Math-7B or a local copy)}
+DATA_DIR=${DATA_DIR:-$HOME/data/cures}
+TRAIN_FILE=${TRAIN_FILE:-$DATA_DIR/numina_math.parquet}
+VAL_FILES=${VAL_FILES:-"['$DATA_DIR/eval/math500.parquet']"}
+NNODES=${NNODES:-1}
+N_GPUS_PER_NODE=${N_GPUS_PER_NODE:-8}
+PROJECT_NAME=${PROJECT_NAME:-cures}
+EXPERIMENT_NAME=${EXPERIMENT_NAME:-${method}-${preset}-$(basename "$MODEL_PATH")}
+CKPT_DIR=${CKPT_DIR:-checkpoints/$PROJECT_NAME/$EXPERIMENT_NAME}
+LOGGER=${LOGGER:-"['console','wandb']"}
+# our math-verify reward (process-isolated timeouts; docs/reward.md)
+REWARD_PATH=${REWARD_PATH:-$(python3 -c 'import cures_verl.reward.math_verify as m; print(m.__file__)')}
+
+if [ "$method" = cures ]; then
+    method_args=(
+        cures.enable=true
+        cures.preset="$preset"
+        cures.schedule.mode=iterations
+        cures.schedule.num_iterations="$num_iterations"
+        cures.schedule.steps_per_iteration="$steps_per_iteration"
+        cures.schedule.cold_start_rollouts="$cold_start_rollouts"
+        cures.schedule.split=field
+        cures.dump_dir="$CKPT_DIR/cures"
+        trainer.total_epochs=1
+    )
+elif [ "$method" = grpo ]; then
+    method_args=(cures.enable=false trainer.total_training_steps="$grpo_total_steps")
+else
+    echo "METHOD must be cures or grpo, got $method" >&2
+    exit 2
+fi
+
+python3 -m cures_verl.main \
+    data.train_files="['$TRAIN_FILE']" \
+    data.val_files="$VAL_FILES" \
+    data.train_batch_size="$train_batch_size" \
+    data.max_prompt_length="$max_prompt_length" \
+    data.max_response_length="$max_response_length" \
+    data.filter_overlong_prompts=true \
+    data.truncation=error \
+    actor_rollout_ref.model.path="$MODEL_PATH" \
+    actor_rollout_ref.model.use_remove_padding=true \
+    actor_rollout_ref.model.enable_gradient_checkpointing=true \
+    actor_rollout_ref.actor.optim.lr="$lr" \
+    actor_rollout_ref.actor.optim.weight_decay=0.01 \
+    actor_rollout_ref.actor.ppo_mini_batch_size="$ppo_mini_batch_size" \
+    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="$ppo_micro_batch_size_per_gpu" \
+    actor_rollout_ref.actor.use_kl_loss=true \
+    actor_rollout_ref.actor.kl_loss_coef="$kl_loss_coef" \
+    actor_rollout_ref.actor.kl_loss_type=low_var_kl \
+    actor_rollout_ref.actor.entropy_coeff=0 \
+    actor_rollout_ref.actor.fsdp_config.param_offload=true \
+    actor_rollout_ref.actor.fsdp_config.optimizer_offload=true \
+    actor_rollout_ref.rollout.name=vllm \
+    actor_rollout_ref.rollout.n="$rollout_n" \
+    actor_rollout_ref.rollout.temperature="$rollout_temperature" \
+    actor_rollout_ref.rollout.tensor_model_parallel_size=1 \
+    actor_rollout_ref.rollout.gpu_memory_utilization="$gpu_memory_utilization" \
+    actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="$log_prob_micro_batch_size_per_gpu" \
+    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="$log_prob_micro_batch_size_per_gpu" \
+    actor_rollout_ref.ref.fsdp_config.param_offload=true \
+    algorithm.adv_estimator=grpo \
+    algorithm.use_kl_in_reward=false \
+    reward.custom_reward_function.path="$REWARD_PATH" \
+    reward.custom_reward_function.name=compute_score \
+    "${method_args[@]}" \
+    trainer.project_name="$PROJECT_NAME" \
+    trainer.experiment_name="$EXPERIMENT_NAME" \
+    trainer.default_local_dir="$CKPT_DIR" \
+    trainer.logger="$LOGGER" \
+    trainer.nnodes="$NNODES" \
+    trainer.n_gpus_per_node="$N_GPUS_PER_NODE" \
+    trainer.val_before_train=true \
+    trainer.test_freq=5 \
+    trainer.save_freq=50 \
+    "$@"

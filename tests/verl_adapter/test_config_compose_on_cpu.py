@@ -1,0 +1,125 @@
+"""Every recipe's Hydra config composes against the pinned verl, and the cures: block mirrors the dataclasses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+pytest.importorskip("hydra")
+pytest.importorskip("verl")
+
+from hydra import compose, initialize_config_module  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from cures_verl.config import CuresConfig, preset_config  # noqa: E402
+from cures_verl.verl_adapter.hydra_config import cures_config_from, register_resolvers  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+GPU_RECIPES = ["cures_1.5b.sh", "cures_7b.sh", "grpo_1.5b.sh", "grpo_7b.sh"]
+
+
+def _compose(overrides=()):
+    register_resolvers()
+    with initialize_config_module(config_module="cures_verl.verl_adapter.config", version_base=None):
+        return compose(config_name="cures_trainer", overrides=list(overrides))
+
+
+def _keys(tree, prefix=""):
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_keys(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def test_yaml_cures_block_has_exactly_the_dataclass_keys_and_defaults():
+    cfg = _compose()
+    resolved = OmegaConf.to_container(cfg.cures, resolve=True)
+    assert _keys(resolved) == _keys(CuresConfig().to_dict())
+
+
+@pytest.mark.parametrize("preset", ["paper", "official_code", "recommended"])
+def test_selecting_a_preset_on_the_command_line_changes_every_default(preset):
+    assert cures_config_from(_compose([f"cures.preset={preset}"])) == preset_config(preset)
+
+
+def test_explicit_keys_win_over_the_preset_in_any_order():
+    cfg = _compose(["cures.sampler.temperature=0.5", "cures.preset=official_code"])
+    expected = preset_config("official_code", {"sampler": {"temperature": 0.5}})
+    assert cures_config_from(cfg) == expected
+
+
+def test_invalid_values_fail_with_the_full_key():
+    with pytest.raises(ValueError, match=r"cures\.allocation\.zero_variance"):
+        cures_config_from(_compose(["cures.allocation.zero_variance=keep"]))
+    with pytest.raises(Exception, match="temprature"):
+        _compose(["cures.sampler.temprature=0.5"])  # Hydra refuses unknown keys (struct config)
+
+
+def test_verl_keys_keep_verls_defaults():
+    register_resolvers()
+    ours = OmegaConf.to_container(_compose(), resolve=False)
+    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
+        theirs = OmegaConf.to_container(compose(config_name="ppo_trainer"), resolve=False)
+    ours.pop("cures")
+    assert ours == theirs
+
+
+def _recipe_config(script: str) -> dict:
+    env = dict(os.environ, DATA_DIR="/data/placeholder", PYTHONUNBUFFERED="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    out = subprocess.run(
+        ["bash", str(ROOT / "recipes" / script), "--cfg", "job", "--resolve"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return yaml.safe_load(out.stdout)
+
+
+@pytest.mark.parametrize("script", GPU_RECIPES)
+def test_every_gpu_recipe_composes_with_the_papers_setting(script):
+    from cures_verl.verl_adapter.trainer import check_trainer_config
+
+    cfg = _recipe_config(script)
+    cures = CuresConfig.from_mapping(cfg["cures"])
+    assert cfg["data"]["train_batch_size"] == 1024
+    assert cfg["actor_rollout_ref"]["rollout"]["n"] == 8 and cfg["actor_rollout_ref"]["rollout"]["name"] == "vllm"
+    assert cfg["actor_rollout_ref"]["actor"]["optim"]["lr"] == 1e-6
+    assert cfg["actor_rollout_ref"]["actor"]["kl_loss_coef"] == 0.001
+    assert cfg["data"]["max_response_length"] == 3072 and cfg["trainer"]["n_gpus_per_node"] == 8
+    size = "7B" if "7b" in script else "1.5B"
+    assert cfg["actor_rollout_ref"]["model"]["path"] == f"Qwen/Qwen2.5-Math-{size}"
+    assert cfg["data"]["train_files"] == ["/data/placeholder/numina_math.parquet"]
+    if script.startswith("cures"):
+        assert cures.enable and cures.schedule.num_iterations == 15 and cures.schedule.steps_per_iteration == 10
+        assert cures.schedule.cold_start_rollouts == 4 and cures.schedule.split == "field"
+        check_trainer_config(OmegaConf.create(cfg), cures)
+    else:
+        assert not cures.enable and cfg["trainer"]["total_training_steps"] == 150
+
+
+def test_recipe_overrides_pass_through():
+    cfg = _recipe_config("cures_7b.sh")
+    assert cfg["cures"]["preset"] == "paper"
+    env_cfg = subprocess.run(
+        # overrides before Hydra's flags: argparse wants the positional overrides in one run
+        ["bash", str(ROOT / "recipes" / "cures_7b.sh"), "cures.preset=official_code", "--cfg", "job", "--resolve"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"),
+        cwd=ROOT,
+    )
+    assert env_cfg.returncode == 0, env_cfg.stderr[-2000:]
+    assert yaml.safe_load(env_cfg.stdout)["cures"]["sampler"]["temperature_rule"] == "count_scaled"
