@@ -46,6 +46,8 @@ STATE_FORMAT = 1
 _SHIFT_SLACK = 50.0
 # Clip dataset pass rates into [eps, 1 - eps] so the Beta prior stays proper.
 _PRIOR_EPS = 1e-3
+# Redraws of a batch whose prompts would all be dropped (zero_variance=drop) before giving up.
+_MAX_EMPTY_REDRAWS = 100
 
 
 @dataclass(frozen=True)
@@ -305,6 +307,30 @@ class CurriculumSampler:
             raise ValueError("gradient statistics must have one entry per prompt index")
         self._grad_stats[:, idx] = values
 
+    def _draw_and_allocate(self) -> tuple[IntArray, IntArray]:
+        """Draw m prompts and allocate the budget; under ``drop`` a batch in which every prompt would be dropped is
+        skipped and drawn again, as the released code skips an empty batch (at most _MAX_EMPTY_REDRAWS times)."""
+        cfg = self.config
+        for _ in range(_MAX_EMPTY_REDRAWS):
+            prompts = self._draw()
+            if not cfg.allocation.enable:
+                return prompts, np.full(prompts.size, self.rollouts_per_prompt, dtype=np.int64)
+            rollouts = allocate_rollouts(
+                self._grad_stds(prompts),
+                self.budget,
+                min_per_prompt=cfg.allocation.min_per_prompt,
+                max_per_prompt=cfg.allocation.max_per_prompt,
+                zero_variance=cfg.allocation.zero_variance,
+                multiple_of=cfg.allocation.multiple_of,
+            )
+            if rollouts.any():
+                return prompts, rollouts
+        raise RuntimeError(
+            f"{_MAX_EMPTY_REDRAWS} batches in a row had every prompt at sigma = 0 under "
+            "cures.allocation.zero_variance=drop (all-correct or all-wrong estimates); use zero_variance=floor, "
+            "accuracy_estimate=posterior_mean, or a larger batch"
+        )
+
     # ------------------------------------------------------------------ the step
     def plan_step(self) -> StepPlan:
         """Choose the next step's prompts and rollout counts, and advance the step counter.
@@ -322,18 +348,7 @@ class CurriculumSampler:
         else:
             if self._weights_stale or cfg.sampler.score == "thompson":
                 self._rebuild_weights()  # Thompson: fresh posterior draws every step
-            prompts = self._draw()
-            if cfg.allocation.enable:
-                rollouts = allocate_rollouts(
-                    self._grad_stds(prompts),
-                    self.budget,
-                    min_per_prompt=cfg.allocation.min_per_prompt,
-                    max_per_prompt=cfg.allocation.max_per_prompt,
-                    zero_variance=cfg.allocation.zero_variance,
-                    multiple_of=cfg.allocation.multiple_of,
-                )
-            else:
-                rollouts = np.full(prompts.size, self.rollouts_per_prompt, dtype=np.int64)
+            prompts, rollouts = self._draw_and_allocate()
             is_training = True
         plan = StepPlan(
             step=self.step,

@@ -242,3 +242,16 @@ def test_extreme_temperature_falls_back_to_exact_log_space_draws():
     plans = _run(sampler, 30, truth)
     for plan in plans:
         assert np.unique(plan.prompt_indices).size == 8
+
+
+def test_drop_policy_redraws_a_batch_in_which_every_prompt_would_be_dropped():
+    truth = np.where(np.arange(200) < 190, 0.0, 0.5)  # 190 prompts are never solved
+    sampler = _sampler(preset="official_code", m=4, schedule={"num_iterations": 1, "steps_per_iteration": 50})
+    plans = _run(sampler, sampler.schedule.num_cold_start_steps(0) + 50, truth)
+    for plan in plans:
+        if plan.phase == "train":
+            assert plan.total_rollouts > 0  # never an empty step
+    never = _sampler(preset="official_code", m=4, schedule={"num_iterations": 1, "steps_per_iteration": 5})
+    _run(never, never.schedule.num_cold_start_steps(0), np.zeros(200))
+    with pytest.raises(RuntimeError, match="zero_variance=floor"):
+        never.plan_step()
