@@ -46,7 +46,9 @@ ZeroVariancePolicy = Literal["floor", "drop"]
 LossWeighting = Literal["prompt", "rollout"]
 ScheduleMode = Literal["iterations", "continuous"]
 SubsetSplit = Literal["contiguous", "shuffled", "field"]
-PriorSource = Literal["uniform", "dataset"]
+PriorSource = Literal["uniform", "dataset", "checkpoint"]
+ForgettingRule = Literal["constant", "adaptive"]
+AllocationRule = Literal["proportional", "marginal_value"]
 
 
 def _fail(key: str, value: object, fix: str) -> ValueError:
@@ -86,8 +88,14 @@ class PosteriorConfig:
 
     prior_source: PriorSource = "uniform"
     """Where priors come from: ``uniform`` uses prior_correct/prior_incorrect for every prompt; ``dataset``
-    centres each prompt's prior on a per-prompt pass rate supplied by the caller (e.g. a dataset column), with
-    total strength prior_correct + prior_incorrect."""
+    centres each prompt's prior on its pass rate in the data (``extra_info.<prior_field>``); ``checkpoint``
+    centres it on the posterior mean of an earlier run (prior_path). Both keep the total strength
+    prior_correct + prior_incorrect; prompts without a value get the uniform prior. No cold start is then
+    needed."""
+
+    prior_path: str | None = None
+    """The earlier run's sampler state for prior_source=checkpoint: a verl checkpoint's ``data.pt`` or an
+    ``.npz`` with ``stable_ids`` and ``accuracy`` (scripts/export_posterior.py)."""
 
     prior_field: str = "pass_rate"
     """The ``extra_info`` field of the training data that holds each prompt's pass rate in [0, 1], read when
@@ -99,7 +107,14 @@ class PosteriorConfig:
 
     forgetting: float = 0.0
     """Fraction of the observed counts forgotten after each training step (exponential decay toward the prior,
-    for non-stationary training). 0 disables it (the paper resets per iteration instead). In [0, 1)."""
+    for non-stationary training). 0 disables it (the paper resets per iteration instead). In [0, 1). With
+    forgetting_rule=adaptive it is the largest fraction a step may forget."""
+
+    forgetting_rule: ForgettingRule = "constant"
+    """``constant`` forgets the fraction ``forgetting`` every step. ``adaptive`` sets it from the observed
+    prediction error: when realised group accuracies deviate from the posterior predictive by more than its
+    variance allows (policy drift), the counts shrink until the predictive variance matches (capped at
+    ``forgetting``)."""
 
     reward_rule: RewardRule = "binary"
     """How rewards become Beta counts: ``binary`` requires rewards in {0, 1}; ``threshold`` counts a rollout as
@@ -113,6 +128,9 @@ class PosteriorConfig:
         _check_positive("posterior.prior_correct", self.prior_correct)
         _check_positive("posterior.prior_incorrect", self.prior_incorrect)
         _check_choice("posterior.prior_source", self.prior_source, PriorSource)
+        _check_choice("posterior.forgetting_rule", self.forgetting_rule, ForgettingRule)
+        if self.prior_source == "checkpoint" and not self.prior_path:
+            raise _fail("posterior.prior_path", self.prior_path, "prior_source=checkpoint needs an earlier run's state")
         if not isinstance(self.prior_field, str) or not self.prior_field:
             raise _fail("posterior.prior_field", self.prior_field, "expected the name of an extra_info field")
         _check_positive("posterior.forgetting", self.forgetting, allow_zero=True)
@@ -160,6 +178,12 @@ class AllocationConfig:
     """Allocate rollouts by Eq. 20. False gives every sampled prompt the nominal number of rollouts (the
     sampler-only ablation)."""
 
+    rule: AllocationRule = "proportional"
+    """``proportional``: n_i proportional to sigma_i under the bounds (Eq. 20). ``marginal_value`` (beyond the
+    paper): the exact integer allocation maximising sum_i E[sqrt(p(1-p)) (1 - p^n_i - (1-p)^n_i)] under the
+    posterior, i.e. the paper's potential counted only when the group is not all-equal; it gives no prompt zero
+    rollouts, so zero_variance, grad_std and accuracy_estimate do not apply."""
+
     grad_std: GradStdSource = "accuracy"
     """Source of sigma_i: ``accuracy`` uses sqrt(p(1-p)) (Eq. 21 with equal gradient norms);
     ``gradient_norms`` uses Eq. 21 with per-prompt gradient-norm statistics supplied by the caller."""
@@ -191,6 +215,7 @@ class AllocationConfig:
     proportion to n_i (what verl does by default and what the released code does)."""
 
     def __post_init__(self) -> None:
+        _check_choice("allocation.rule", self.rule, AllocationRule)
         _check_choice("allocation.grad_std", self.grad_std, GradStdSource)
         _check_choice("allocation.accuracy_estimate", self.accuracy_estimate, AccuracyEstimate)
         _check_int("allocation.min_per_prompt", self.min_per_prompt, minimum=1)

@@ -23,7 +23,7 @@ from cures_verl.config import PRESETS, CuresConfig, preset_config
 __all__ = ["FieldDoc", "field_docs", "render_cures_yaml_block", "render_docs_table"]
 
 #: Keys that are not taken from the preset (the preset key itself, and the on/off switch).
-NOT_FROM_PRESET = ("enable", "preset", "dump_dir")
+NOT_FROM_PRESET = ("enable", "preset", "dump_dir", "posterior.prior_path")
 #: Name of the OmegaConf resolver that looks a key up in the selected preset.
 RESOLVER = "cures_preset"
 

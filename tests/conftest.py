@@ -22,3 +22,13 @@ if IN_CI:
             pytest.fail(f"CI=true but optional dependency {modname!r} is missing: {exc}", pytrace=False)
 
     pytest.importorskip = _importorfail
+
+try:
+    from hypothesis import settings
+
+    # No per-example deadline: a shared 2-core CI machine makes wall-clock limits flaky. Under CI the examples
+    # are derandomized, so a red run reproduces exactly.
+    settings.register_profile("cures", deadline=None, derandomize=IN_CI, print_blob=True)
+    settings.load_profile("cures")
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    pass

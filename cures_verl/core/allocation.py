@@ -22,7 +22,14 @@ import numpy as np
 
 from cures_verl.core._typing import FloatArray, IntArray
 
-__all__ = ["advantage_weights", "allocate_rollouts", "grad_std_from_gradient_norms", "round_preserving_sum"]
+__all__ = [
+    "advantage_weights",
+    "allocate_by_marginal_value",
+    "allocate_rollouts",
+    "grad_std_from_gradient_norms",
+    "informative_value_gains",
+    "round_preserving_sum",
+]
 
 
 def grad_std_from_gradient_norms(
@@ -274,3 +281,119 @@ def advantage_weights(rollouts: IntArray, nominal: int, *, loss_weighting: str =
         result: FloatArray = np.where(n > 0, nominal / np.maximum(n, 1.0), 0.0)
         return result
     raise ValueError(f"unknown loss weighting {loss_weighting!r}; choose 'prompt' or 'rollout'")
+
+
+def informative_value_gains(alpha: FloatArray, beta: FloatArray, counts: IntArray) -> FloatArray:
+    """Gain of one more rollout, V_i(k + 1) - V_i(k), at k = ``counts`` (beyond the paper).
+
+    V_i(k) = E[sqrt(p(1-p)) (1 - p^k - (1-p)^k)] under p ~ Beta(alpha_i, beta_i): the paper's per-prompt
+    potential sqrt(p(1-p)) (Eq. 12), counted only when a group of k rollouts has both outcomes (an all-equal
+    GRPO group has zero advantage and delivers nothing). The gain is
+    E[sqrt(p(1-p)) (p^k (1-p) + (1-p)^k p)], positive and decreasing in k, so V_i is concave.
+
+    Args:
+        alpha: Beta parameters, shape ``(m,)``.
+        beta: Beta parameters, shape ``(m,)``.
+        counts: k per prompt, shape ``(m,)``, >= 0.
+
+    Returns:
+        Gains, float64, shape ``(m,)``.
+
+    Example:
+        >>> g = informative_value_gains(np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([1, 5]))
+        >>> bool(g[0] > g[1] > 0)
+        True
+    """
+    from cures_verl.core.difficulty import log_beta_moment
+
+    k = np.asarray(counts, dtype=np.float64)
+    first = log_beta_moment(alpha, beta, k + 0.5, 1.5)
+    second = log_beta_moment(alpha, beta, 1.5, k + 0.5)
+    gains: FloatArray = np.exp(first) + np.exp(second)
+    return gains
+
+
+def _gain_table(alpha: FloatArray, beta: FloatArray, first_k: int, length: int) -> FloatArray:
+    """informative_value_gains at k = first_k .. first_k + length - 1, shape ``(m, length)``.
+
+    Uses log Gamma(x + 1) = log Gamma(x) + log x along k, so only a few log-Gamma calls per prompt are needed.
+    """
+    from cures_verl.core.difficulty import log_gamma
+
+    a, b = alpha[:, None], beta[:, None]
+    steps = np.arange(length - 1, dtype=np.float64)[None, :]
+
+    def log_gamma_run(start: FloatArray) -> FloatArray:
+        # log Gamma(start + j) for j = 0 .. length-1
+        head = log_gamma(start)
+        tail = np.cumsum(np.log(start + steps), axis=1)
+        return np.concatenate([head, head + tail], axis=1)
+
+    k0 = float(first_k)
+    const = log_gamma(a + b) - log_gamma(a) - log_gamma(b)
+    denominator = log_gamma_run(a + b + k0 + 2.0)
+    first = log_gamma_run(a + k0 + 0.5) + log_gamma(b + 1.5) - denominator + const
+    second = log_gamma(a + 1.5) + log_gamma_run(b + k0 + 0.5) - denominator + const
+    table: FloatArray = np.exp(first) + np.exp(second)
+    return table
+
+
+def allocate_by_marginal_value(
+    alpha: FloatArray,
+    beta: FloatArray,
+    budget: int,
+    *,
+    min_per_prompt: int = 2,
+    max_per_prompt: int | None = None,
+) -> IntArray:
+    """Split ``budget`` to maximise sum_i V_i(n_i), exactly (beyond the paper; next to Eq. 20).
+
+    With V_i concave (see :func:`informative_value_gains`), the optimum over integers with
+    min <= n_i <= max and sum n_i = budget gives the extra rollouts to the largest marginal gains overall
+    (the greedy knapsack is exact for separable concave values). We take the largest gains from a table of
+    the first L gains per prompt, doubling L while some prompt uses its whole row (a longer row could then
+    hold a larger gain), so the result is exact. Ties go to the lower prompt index.
+
+    Args:
+        alpha: Beta parameters of the drawn prompts, shape ``(m,)``.
+        beta: Beta parameters, shape ``(m,)``.
+        budget: Total rollouts N.
+        min_per_prompt: Minimum per prompt.
+        max_per_prompt: Optional maximum per prompt.
+
+    Returns:
+        Integer counts, int64, shape ``(m,)``, summing to ``budget``.
+
+    Raises:
+        ValueError: If the budget is infeasible for the bounds.
+
+    Example:
+        >>> n = allocate_by_marginal_value(np.array([1.0, 5.0, 50.0]), np.array([1.0, 5.0, 1.0]), 24)
+        >>> int(n.sum()), bool(n[2] < n[1])  # the near-certain prompt (p ~ 0.98) gets the fewest
+        (24, True)
+    """
+    alpha = np.asarray(alpha, dtype=np.float64)
+    beta = np.asarray(beta, dtype=np.float64)
+    m = alpha.size
+    if alpha.shape != beta.shape or alpha.ndim != 1:
+        raise ValueError("alpha and beta must be 1-D arrays of the same length")
+    room = budget - m * min_per_prompt  # extra rollouts above the floor
+    cap = room if max_per_prompt is None else max_per_prompt - min_per_prompt
+    if room < 0 or (max_per_prompt is not None and room > m * cap):
+        raise ValueError(
+            f"rollout budget {budget} is infeasible for {m} prompts with min_per_prompt={min_per_prompt} and "
+            f"max_per_prompt={max_per_prompt}"
+        )
+    counts = np.full(m, min_per_prompt, dtype=np.int64)
+    if room == 0:
+        return counts
+    length = min(cap, max(8, 2 * (-(-room // m)) + 2))
+    while True:
+        gains = _gain_table(alpha, beta, min_per_prompt, length).reshape(-1)
+        prompt_of = np.repeat(np.arange(m), length)
+        # largest gains first; ties by prompt index then by k (rows are decreasing, so each prompt takes a prefix)
+        order = np.lexsort((np.tile(np.arange(length), m), prompt_of, -gains))[:room]
+        taken = np.bincount(prompt_of[order], minlength=m)
+        if length >= cap or not np.any(taken == length):
+            return counts + taken
+        length = min(cap, 2 * length)

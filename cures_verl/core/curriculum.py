@@ -26,7 +26,7 @@ import numpy as np
 
 from cures_verl.config import CuresConfig
 from cures_verl.core._typing import FloatArray, IntArray
-from cures_verl.core.allocation import allocate_rollouts, grad_std_from_gradient_norms
+from cures_verl.core.allocation import allocate_by_marginal_value, allocate_rollouts, grad_std_from_gradient_norms
 from cures_verl.core.difficulty import BetaAccuracyTracker
 from cures_verl.core.grouping import PromptCounts, count_rollouts
 from cures_verl.core.sampling import (
@@ -162,6 +162,7 @@ class CurriculumSampler:
         self._grad_stats: FloatArray | None = None  # (3, N): E||g||^2 correct, incorrect, gap^2; NaN = unknown
         self.last_plan: StepPlan | None = None
         self._last_phase: str | None = None  # phase of the last plan (kept across a restore)
+        self._residual_ratio = 1.0  # running mean of squared prediction errors / predictive variance
 
     # ------------------------------------------------------------------ set-up
     def _check_budget(self) -> None:
@@ -196,15 +197,18 @@ class CurriculumSampler:
             return {"prior_correct": post.prior_correct, "prior_incorrect": post.prior_incorrect}
         if prior_accuracy is None:
             raise ValueError(
-                "cures.posterior.prior_source=dataset needs per-prompt pass rates (e.g. a dataset column); "
-                "pass prior_accuracy or set prior_source=uniform"
+                f"cures.posterior.prior_source={post.prior_source} needs per-prompt pass rates (a dataset column or "
+                "an earlier run's posterior); pass prior_accuracy or set prior_source=uniform"
             )
         rates = np.asarray(prior_accuracy, dtype=np.float64)
-        if rates.shape != (self.num_prompts,) or not np.all((rates >= 0) & (rates <= 1)):
-            raise ValueError(f"prior_accuracy must have shape ({self.num_prompts},) with values in [0, 1] (no NaN)")
-        rates = np.clip(rates, _PRIOR_EPS, 1 - _PRIOR_EPS)
+        known = ~np.isnan(rates)
+        if rates.shape != (self.num_prompts,) or not np.all((rates[known] >= 0) & (rates[known] <= 1)):
+            raise ValueError(f"prior_accuracy must have shape ({self.num_prompts},) with values in [0, 1] or NaN")
+        # NaN = no information about that prompt: it keeps the uniform prior (centre prior_correct / strength)
         strength = post.prior_correct + post.prior_incorrect
-        return {"prior_correct": strength * rates, "prior_incorrect": strength * (1 - rates)}
+        centre = np.where(known, np.clip(rates, _PRIOR_EPS, 1 - _PRIOR_EPS), post.prior_correct / strength)
+        self.num_prior_unknown = int(np.count_nonzero(~known))
+        return {"prior_correct": strength * centre, "prior_incorrect": strength * (1 - centre)}
 
     # ------------------------------------------------------------------ weights
     def _log_weights(self, indices: IntArray, rng: np.random.Generator | None = None) -> FloatArray:
@@ -315,6 +319,15 @@ class CurriculumSampler:
             prompts = self._draw()
             if not cfg.allocation.enable:
                 return prompts, np.full(prompts.size, self.rollouts_per_prompt, dtype=np.int64)
+            if cfg.allocation.rule == "marginal_value":
+                rollouts = allocate_by_marginal_value(
+                    self.tracker.alpha(prompts),
+                    self.tracker.beta(prompts),
+                    self.budget,
+                    min_per_prompt=cfg.allocation.min_per_prompt,
+                    max_per_prompt=cfg.allocation.max_per_prompt,
+                )
+                return prompts, rollouts
             rollouts = allocate_rollouts(
                 self._grad_stds(prompts),
                 self.budget,
@@ -398,14 +411,44 @@ class CurriculumSampler:
             "posterior/pred_abs_error": float(np.mean(np.abs(predicted - realised))) if realised.size else math.nan,
         }
         cold = self._last_phase == COLD_START
+        rate = 0.0
+        if not cold and post.forgetting > 0:
+            rate = post.forgetting if post.forgetting_rule == "constant" else self._adaptive_forgetting(counts)
+            metrics["posterior/forgetting"] = rate
         if cold or post.online_update:
             self.tracker.update(counts.prompt_indices, counts.num_correct, counts.num_total)
-        if not cold and post.forgetting > 0:
-            self.tracker.decay(1.0 - post.forgetting)
+        if rate > 0:
+            self.tracker.decay(1.0 - rate)
             self._weights_stale = True  # every weight moved
         else:
             self._refresh_weights(counts.prompt_indices)
         return metrics
+
+    def _adaptive_forgetting(self, counts: PromptCounts) -> float:
+        """Forgetting rate that makes the posterior predictive as wide as the observed errors (drift model).
+
+        For prompt i with posterior Beta(a, b), n = a + b, a group of k rollouts has a realised accuracy with
+        predictive variance v = p(1-p)/k (n + k)/(n + 1) (Beta-Binomial). Under a stationary policy the mean of
+        z^2 = (acc - p)^2 / v is 1; a running mean rho > 1 says the policy moved. Shrinking the observed counts
+        until p(1-p)(1/k + 1/n') = rho p(1-p)(1/k + 1/n) (typical k and n of the batch) gives the rate
+        1 - n'/n, capped at ``posterior.forgetting``.
+        """
+        post = self.config.posterior
+        keep = counts.num_total > 0
+        if not keep.any():
+            return 0.0
+        idx = counts.prompt_indices[keep]
+        a, b = self.tracker.alpha(idx), self.tracker.beta(idx)
+        n, k = a + b, counts.num_total[keep]
+        p = a / n
+        variance = p * (1 - p) / k * (n + k) / (n + 1)
+        z2 = (counts.accuracy[keep] - p) ** 2 / np.maximum(variance, 1e-12)
+        self._residual_ratio = 0.9 * self._residual_ratio + 0.1 * float(np.mean(z2))
+        rho = max(self._residual_ratio, 1.0)
+        k_typ, n_typ = float(np.median(k)), float(np.median(n))
+        inverse = rho * (1 / k_typ + 1 / n_typ) - 1 / k_typ
+        n_new = 1 / inverse if inverse > 0 else n_typ
+        return float(np.clip(1 - n_new / n_typ, 0.0, post.forgetting))
 
     # ------------------------------------------------------------------ reporting
     def pool(self) -> IntArray:
@@ -495,6 +538,7 @@ class CurriculumSampler:
             "tracker": self.tracker.state_dict(),
             "grad_stats": None if self._grad_stats is None else self._grad_stats.copy(),
             "last_plan_phase": self._last_phase,
+            "residual_ratio": self._residual_ratio,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -524,6 +568,7 @@ class CurriculumSampler:
         self._tree_subset = None  # weights are derived state: rebuilt at the next draw
         self._weights_stale = True
         self._last_phase = state.get("last_plan_phase")
+        self._residual_ratio = float(state.get("residual_ratio", 1.0))
         self.last_plan = None
 
 

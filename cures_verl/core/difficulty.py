@@ -24,6 +24,7 @@ __all__ = [
     "beta_variance",
     "expected_reward_std",
     "informative_probability",
+    "log_beta_moment",
     "log_gamma",
 ]
 
@@ -345,3 +346,34 @@ class BetaAccuracyTracker:
             if arr.shape != (self.num_prompts,):
                 raise ValueError(f"state[{name!r}] has shape {arr.shape}, expected ({self.num_prompts},)")
             setattr(self, name, arr)
+
+
+def log_beta_moment(alpha: FloatArray, beta: FloatArray, a: FloatArray | float, b: FloatArray | float) -> FloatArray:
+    """log E[p^a (1-p)^b] under p ~ Beta(alpha, beta) = log B(alpha + a, beta + b) - log B(alpha, beta).
+
+    Args:
+        alpha: Positive Beta parameters, any shape.
+        beta: Positive Beta parameters, broadcastable with ``alpha``.
+        a: Exponent of p (>= 0), broadcastable.
+        b: Exponent of 1 - p (>= 0), broadcastable.
+
+    Returns:
+        The log-moment, float64.
+
+    Example:
+        >>> round(float(np.exp(log_beta_moment(np.array(2.0), np.array(3.0), 1.0, 0.0))), 6)  # E[p] = 2/5
+        0.4
+    """
+    alpha = np.asarray(alpha, dtype=np.float64)
+    beta = np.asarray(beta, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    result: FloatArray = (
+        log_gamma(alpha + a)
+        + log_gamma(beta + b)
+        - log_gamma(alpha + beta + a + b)
+        - log_gamma(alpha)
+        - log_gamma(beta)
+        + log_gamma(alpha + beta)
+    )
+    return result
