@@ -40,6 +40,7 @@ from cures_verl.config import CuresConfig
 from cures_verl.core import CurriculumSampler, StepPlan, advantage_weights
 from cures_verl.verl_adapter import metrics as cures_metrics
 from cures_verl.verl_adapter.hydra_config import cures_config_from
+from cures_verl.verl_adapter.priors import prior_accuracy_for
 from cures_verl.verl_adapter.sampler import CuresBatchSampler, PromptIndex, read_extra_info_field
 
 __all__ = ["CuresTrainer", "check_trainer_config"]
@@ -124,7 +125,11 @@ class CuresTrainer(PPOTrainerSync):
 
         prior = subsets = None
         if cfg.posterior.prior_source == "dataset":
-            prior = column(cfg.posterior.prior_field, "posterior.prior_field")
+            values = read_extra_info_field(frame, cfg.posterior.prior_field)[index.rows]
+            prior = np.array([np.nan if v is None else v for v in values.tolist()], dtype=np.float64)
+        elif cfg.posterior.prior_source == "checkpoint":
+            assert cfg.posterior.prior_path is not None  # validated by the config
+            prior = prior_accuracy_for(index.stable_ids, cfg.posterior.prior_path)
         if cfg.schedule.split == "field" and cfg.schedule.mode == "iterations":
             subsets = column(cfg.schedule.subset_field, "schedule.subset_field").astype(np.int64)
         rollout_n = int(self.config.actor_rollout_ref.rollout.n)

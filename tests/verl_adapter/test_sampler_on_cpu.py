@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -132,3 +134,36 @@ def test_missing_extra_info_index_is_a_clear_error():
         read_extra_info_field(frame, "index")
     with pytest.raises(ValueError, match="no extra_info column"):
         read_extra_info_field(datasets.Dataset.from_pandas(pd.DataFrame({"a": [1]})), "index")
+
+
+def test_an_earlier_runs_posterior_becomes_the_prior_by_stable_id(assets, tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    from cures_verl.verl_adapter.priors import prior_accuracy_for
+
+    dataset = _dataset(assets)
+    loader, sampler, curriculum = _loader(dataset)
+    it = iter(loader)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        next(it)
+        _observe_some(curriculum, sampler.current_plan, rng)
+    data_pt = tmp_path / "data.pt"
+    torch.save(loader.state_dict(), data_pt)  # what verl writes to global_step_N/data.pt
+    expected = curriculum.tracker.posterior_mean()
+    ids = sampler.index.stable_ids
+    np.testing.assert_allclose(prior_accuracy_for(ids, data_pt), expected)
+    # a later dataset with one new prompt and the old ones shuffled: matched by stable id, the new one unknown
+    later = np.concatenate([ids[::-1], [99999]])
+    got = prior_accuracy_for(later, data_pt)
+    np.testing.assert_allclose(got[:-1], expected[::-1])
+    assert np.isnan(got[-1])
+    out = tmp_path / "posterior.npz"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "export_posterior.py"
+    cmd = [sys.executable, str(script), str(data_pt), str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(prior_accuracy_for(ids, out), expected)
