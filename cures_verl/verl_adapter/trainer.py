@@ -98,6 +98,21 @@ def _numeric(values: np.ndarray, key: str) -> np.ndarray:
     return out
 
 
+def _reward_extra_means(extra_fields: list[Any]) -> dict[str, float]:
+    """Batch mean of every numeric key the reward function returned besides ``score`` (e.g. our math reward's
+    ``pred_parsed``, ``gold_parsed``, ``timeout``); verl 0.9.1 keeps them per rollout in
+    ``extra_fields["reward_extra_info"]`` but logs none of them for training steps."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for item in extra_fields:
+        info = item.get("reward_extra_info", {}) if isinstance(item, dict) else {}
+        for name, value in info.items():
+            if name != "score" and isinstance(value, int | float) and not isinstance(value, bool):
+                sums[name] = sums.get(name, 0.0) + float(value)
+                counts[name] = counts.get(name, 0) + 1
+    return {name: sums[name] / counts[name] for name in sums}
+
+
 class CuresTrainer(PPOTrainerSync):
     """verl's synchronous V1 trainer with CurES prompt selection, per-prompt rollout counts and updates."""
 
@@ -268,9 +283,11 @@ class CuresTrainer(PPOTrainerSync):
         if plan is None:
             raise RuntimeError("a training step ran without a CurES plan")
         keys = self._real_keys(batch)
-        data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["rm_scores"])
+        fields = ["rm_scores", "extra_fields"]
+        data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields)
         # rm_scores holds the reward on the response's last token (pre-KL): the sum is the rollout's reward
         rewards = np.asarray(data["rm_scores"].sum(dim=1).tolist(), dtype=np.float64)
+        reward_means = _reward_extra_means(data["extra_fields"].tolist())
         prompts = self._prompts_of_keys(keys)
         realised = np.bincount(np.searchsorted(np.sort(plan.prompt_indices), prompts), minlength=plan.rollouts.size)
         planned = plan.rollouts[np.argsort(plan.prompt_indices)]
@@ -280,6 +297,7 @@ class CuresTrainer(PPOTrainerSync):
         out = self.curriculum.observe(prompts, rewards)
         out.update(self.curriculum.metrics(plan))
         out["batch/rollout_count_mismatch"] = float(mismatched)
+        out.update({f"reward/{name}": value for name, value in reward_means.items()})
         if self._dump_path is not None:
             self._dump_step(plan, prompts, rewards, out)
         self._step_plan = None
