@@ -46,6 +46,9 @@ STATE_FORMAT = 1
 _SHIFT_SLACK = 50.0
 # Clip dataset pass rates into [eps, 1 - eps] so the Beta prior stays proper.
 _PRIOR_EPS = 1e-3
+# Config keys that do not change the sampler's decisions after a restore: where records go, and where the prior
+# came from (the restored state carries the prior itself).
+_RESUME_IGNORED_KEYS = frozenset({"dump_dir", "posterior.prior_path"})
 # Redraws of a batch whose prompts would all be dropped (zero_variance=drop) before giving up.
 _MAX_EMPTY_REDRAWS = 100
 
@@ -556,9 +559,12 @@ class CurriculumSampler:
                     f"checkpoint was saved with {key}={state[key]} but this run has {getattr(self, key)}; "
                     "resume with the same data and batch settings"
                 )
-        if state["config"] != self.config.to_dict():
-            saved = CuresConfig.from_mapping(state["config"])
-            diff = _diff(saved.to_dict(), self.config.to_dict())
+        diff = {
+            key: values
+            for key, values in _diff(dict(state["config"]), self.config.to_dict()).items()
+            if key not in _RESUME_IGNORED_KEYS
+        }
+        if diff:
             raise ValueError(f"checkpoint was saved with a different cures config: {diff}; resume with the same config")
         self.tracker.load_state_dict(state["tracker"])
         self.rng.bit_generator.state = copy.deepcopy(state["rng"])

@@ -16,10 +16,13 @@ from cures_verl.core.curriculum import CurriculumSampler
 from cures_verl.core.difficulty import log_beta_moment
 
 params = st.floats(min_value=0.2, max_value=30)
+# Monte Carlo needs Beta draws that float64 can tell from 0 and 1: with a parameter far below 1, numpy's sampler
+# returns p == 1.0 exactly for a visible share of draws, which biases the estimate (not the closed form)
+sampled_params = st.floats(min_value=0.5, max_value=30)
 
 
 @settings(max_examples=20)
-@given(params, params, st.floats(0, 6), st.floats(0, 6))
+@given(sampled_params, sampled_params, st.floats(0, 6), st.floats(0, 6))
 def test_log_beta_moment_matches_monte_carlo(alpha, beta, a, b):
     p = np.random.default_rng(0).beta(alpha, beta, 200_000)
     values = p**a * (1 - p) ** b

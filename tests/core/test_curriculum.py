@@ -255,3 +255,10 @@ def test_drop_policy_redraws_a_batch_in_which_every_prompt_would_be_dropped():
     _run(never, never.schedule.num_cold_start_steps(0), np.zeros(200))
     with pytest.raises(RuntimeError, match="zero_variance=floor"):
         never.plan_step()
+
+
+def test_resume_ignores_where_records_go_but_not_algorithm_settings():
+    state = _sampler(dump_dir="/runs/a").state_dict()
+    _sampler(dump_dir="/runs/b").load_state_dict(state)  # a different dump directory is fine
+    with pytest.raises(ValueError, match=r"allocation\.min_per_prompt"):
+        _sampler(dump_dir="/runs/a", allocation={"min_per_prompt": 3}).load_state_dict(state)
