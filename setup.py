@@ -36,7 +36,10 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["cures_verl", "cures_verl.*"]),
     include_package_data=True,
-    package_data={"cures_verl": ["verl_adapter/config/*.yaml", "py.typed"]},
+    package_data={
+        "cures_verl": ["verl_adapter/config/*.yaml", "verl_adapter/config/profile/*.yaml", "verl_adapter/cpu/*.yaml"]
+        + ["py.typed"]
+    },
     install_requires=["numpy>=1.26"],
     extras_require=EXTRAS,
     entry_points={

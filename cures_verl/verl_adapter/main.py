@@ -28,30 +28,43 @@ def _resolve_cures_block(config: DictConfig) -> None:
 
 
 def run(config: DictConfig) -> None:
-    """Train with the composed ``config`` (what ``main`` does after Hydra composed it)."""
+    """Train with the composed ``config`` (what ``main`` does after Hydra composed it).
+
+    ``trainer.device=cpu`` (set by ``profile=cpu``) switches on CPU mode: its environment is set and its verl
+    plugin verified *before* verl's trainer modules are imported, and the config is checked for settings CPU
+    mode cannot run and for Ray resources that would make verl hang (docs/cpu_mode.md).
+    """
     cures = cures_config_from(config)
     _resolve_cures_block(config)
     from cures_verl.verl_adapter.compat import check_verl_version
 
     check_verl_version()
-    from cures_verl.verl_adapter.cpu_mode import prepare_cpu_mode
+    cpu_mode = OmegaConf.select(config, "trainer.device") == "cpu"
+    if cpu_mode:
+        from cures_verl.verl_adapter.cpu.launch import prepare_cpu_mode, run_cpu_config
 
-    prepare_cpu_mode(config)
+        prepare_cpu_mode()
     from verl.trainer import main_ppo
 
     if not cures.enable:
         logger.info("cures.enable=false: running verl's main_ppo unchanged")
-        main_ppo.main.__wrapped__(config)
+        if cpu_mode:
+            run_cpu_config(config)
+        else:
+            main_ppo.main.__wrapped__(config)
         return
-
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
-    from verl.utils.device import auto_set_device
 
     from cures_verl.verl_adapter.runner import CuresTaskRunner
     from cures_verl.verl_adapter.trainer import check_trainer_config
 
     check_trainer_config(config, cures)
+    if cpu_mode:
+        run_cpu_config(config, task_runner_class=CuresTaskRunner)
+        return
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+    from verl.utils.device import auto_set_device
+
     # the same preparation as verl 0.9.1 main_ppo.main (main_ppo.py:167-180), then our task runner
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))

@@ -98,6 +98,11 @@ def _numeric(values: np.ndarray, key: str) -> np.ndarray:
     return out
 
 
+def _as_list(values: Any) -> list[Any]:
+    """A non-tensor column of a TensorDict as a list (tensordict returns a LinkedList, NonTensorStack or array)."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
 def _reward_extra_means(extra_fields: list[Any]) -> dict[str, float]:
     """Batch mean of every numeric key the reward function returned besides ``score`` (e.g. our math reward's
     ``pred_parsed``, ``gold_parsed``, ``timeout``); verl 0.9.1 keeps them per rollout in
@@ -200,13 +205,13 @@ class CuresTrainer(PPOTrainerSync):
         plan = self.batch_sampler.current_plan
         if plan is None:
             raise RuntimeError("the CurES batch sampler yielded no plan; was the train dataloader replaced?")
-        got = np.asarray(batch["index"].tolist(), dtype=np.int64)
+        got = np.asarray(_as_list(batch["index"]), dtype=np.int64)
         expected = self.batch_sampler.index.stable_ids[plan.prompt_indices]
         if not np.array_equal(got, expected):
             raise RuntimeError("the fetched batch does not hold the planned prompts (verl changed its data path?)")
         # V1 agent loop: n = prompt.pop("__rollout_n__", rollout.n) (verl 0.9.1 agent_loop_tq.py:114)
         tu.assign_non_tensor_stack(batch, "__rollout_n__", [int(n) for n in plan.rollouts])
-        uids = batch["uid"].tolist()
+        uids = _as_list(batch["uid"])
         self._prompt_of_uid = {str(uid): int(p) for uid, p in zip(uids, plan.prompt_indices, strict=True)}
         self._step_plan = plan
         return batch
@@ -287,7 +292,7 @@ class CuresTrainer(PPOTrainerSync):
         data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields)
         # rm_scores holds the reward on the response's last token (pre-KL): the sum is the rollout's reward
         rewards = np.asarray(data["rm_scores"].sum(dim=1).tolist(), dtype=np.float64)
-        reward_means = _reward_extra_means(data["extra_fields"].tolist())
+        reward_means = _reward_extra_means(_as_list(data["extra_fields"]))
         prompts = self._prompts_of_keys(keys)
         realised = np.bincount(np.searchsorted(np.sort(plan.prompt_indices), prompts), minlength=plan.rollouts.size)
         planned = plan.rollouts[np.argsort(plan.prompt_indices)]

@@ -1,0 +1,188 @@
+"""Every workaround CPU mode applies to verl 0.9.1, in one place, each with the verl line it works around.
+
+Code workarounds (applied by :func:`apply_all` from the plugin, in every process, only in CPU mode):
+
+``W1 backend string`` (monkeypatch)
+    ``verl/utils/distributed.py:89``: ``initialize_global_process_group_ray`` defaults the backend to
+    ``f"cpu:gloo,{get_device_name()}:{get_nccl_backend()}"``. On the CPU platform that is
+    ``"cpu:gloo,cpu:gloo"`` and ``torch.distributed`` rejects it ("Duplicate device type cpu"). Called without
+    a backend by ``verl/workers/engine_workers.py:89`` (every training worker). The patch wraps the function so
+    a missing backend becomes ``"cpu:gloo"`` on the CPU platform; an explicit backend is passed through.
+
+``W2 engine device`` (environment)
+    ``verl/workers/engine/fsdp/transformer_impl.py:1143,1594`` register the FSDP engines for devices
+    ``["cuda", "npu"]`` only, so ``EngineRegistry.get_engine_cls`` finds none for ``cpu``. verl's own override
+    ``VERL_ENGINE_DEVICE`` (``verl/workers/engine/base.py:405-406``) selects the CUDA registration, whose
+    classes are device-agnostic (they place tensors with ``get_device_id()``, i.e. ``"cpu"``).
+
+``W3 worker rollout registry`` (private API)
+    ``verl/workers/rollout/base.py:89-93``: the worker-side rollout classes live in the private dict
+    ``_ROLLOUT_REGISTRY`` with no register function; ``get_rollout_class`` (:96) only reads it. We insert
+    ``("hf", "async")``. The server side uses the public ``RolloutReplicaRegistry.register``
+    (``verl/workers/rollout/replica.py:312-318``), done in the plugin.
+
+Configuration workarounds (keys in ``cpu_profile.yaml``, recorded here so the upstream tests cover them):
+
+``W4 logical GPUs``
+    ``verl/single_controller/ray/base.py:210`` builds every resource pool with ``use_gpu=True`` and :226-238
+    count only ``GPU``/``NPU`` resources: Ray must be started with logical GPUs
+    (``+ray_kwargs.ray_init.num_gpus``); the CPU platform maps its Ray resource to ``GPU``.
+
+``W5 no auto device``
+    ``verl/utils/device.py:159-166`` (``auto_set_device``) never sets ``trainer.device`` to ``cpu`` (it skips
+    a detected ``cpu``), so the profile sets ``trainer.device=cpu``.
+
+``W6 TransferQueue storage units``
+    ``transfer_queue/storage/simple_storage.py:722`` reserves one CPU per ``SimpleStorageUnit`` and verl
+    defaults to 8 units (``verl/trainer/config/transfer_queue/transfer_queue.yaml``); actors that cannot be
+    placed make V1 block forever in ``simple_storage_bootstrap.py:85``. The profile uses 1 unit and
+    :func:`cures_verl.verl_adapter.cpu.resources.check_ray_resources` refuses unplaceable configs.
+
+``tests/verl_adapter/cpu/test_upstream_workarounds.py`` asserts that verl still behaves as described, so each
+test fails (and its workaround can go) when upstream changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ENGINE_DEVICE_ENV",
+    "HF_ADAPTER_FQN",
+    "WORKAROUNDS",
+    "Workaround",
+    "apply_all",
+    "patch_process_group_backend",
+    "register_worker_rollout",
+    "select_engine_device",
+]
+
+logger = logging.getLogger(__name__)
+
+ENGINE_DEVICE_ENV = "VERL_ENGINE_DEVICE"
+ENGINE_DEVICE = "cuda"
+CPU_BACKEND = "cpu:gloo"
+HF_ROLLOUT_NAME = "hf"
+HF_ADAPTER_FQN = "cures_verl.verl_adapter.cpu.hf_rollout.HFServerAdapter"
+_PATCH_MARKER = "__cures_cpu_patched__"
+
+
+@dataclass(frozen=True)
+class Workaround:
+    """One workaround: what it is, where in verl, and how CPU mode applies it."""
+
+    key: str
+    verl_location: str
+    kind: str
+    summary: str
+
+
+WORKAROUNDS: tuple[Workaround, ...] = (
+    Workaround(
+        "W1",
+        "verl/utils/distributed.py:89",
+        "monkeypatch",
+        "default backend 'cpu:gloo,cpu:gloo' is rejected; default to 'cpu:gloo' on the CPU platform",
+    ),
+    Workaround(
+        "W2",
+        "verl/workers/engine/fsdp/transformer_impl.py:1143,1594",
+        "environment",
+        "FSDP engines registered for cuda/npu only; VERL_ENGINE_DEVICE=cuda selects them",
+    ),
+    Workaround(
+        "W3",
+        "verl/workers/rollout/base.py:89-93",
+        "private API",
+        "worker-side rollout registry is a private dict; insert ('hf', 'async')",
+    ),
+    Workaround(
+        "W4",
+        "verl/single_controller/ray/base.py:210,226-238",
+        "config",
+        "resource pools always need GPUs; start Ray with logical GPUs",
+    ),
+    Workaround("W5", "verl/utils/device.py:159-166", "config", "auto_set_device never selects cpu; set trainer.device"),
+    Workaround(
+        "W6",
+        "transfer_queue/storage/simple_storage.py:722",
+        "config",
+        "8 storage units x 1 CPU each hang V1 when unplaceable; use 1 unit and check resources first",
+    ),
+)
+
+
+def _cpu_backend_default(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def initialize_global_process_group_ray(timeout_second: Any = None, backend: str | None = None) -> Any:
+        from verl.utils.device import get_device_name
+
+        if backend is None and get_device_name() == "cpu":
+            backend = CPU_BACKEND
+        return function(timeout_second=timeout_second, backend=backend)
+
+    setattr(initialize_global_process_group_ray, _PATCH_MARKER, True)
+    return initialize_global_process_group_ray
+
+
+def patch_process_group_backend() -> None:
+    """W1: make ``initialize_global_process_group_ray`` default to ``"cpu:gloo"`` on the CPU platform.
+
+    Patches ``verl.utils.distributed`` and, if already imported, the name bound in
+    ``verl.workers.engine_workers`` and ``verl.checkpoint_engine.base``. Idempotent.
+    """
+    import verl.utils.distributed as distributed
+
+    current = distributed.initialize_global_process_group_ray
+    if not getattr(current, _PATCH_MARKER, False):
+        distributed.initialize_global_process_group_ray = _cpu_backend_default(current)
+    for module_name in ("verl.workers.engine_workers", "verl.checkpoint_engine.base"):
+        module = sys.modules.get(module_name)
+        bound = getattr(module, "initialize_global_process_group_ray", None) if module else None
+        if bound is not None and not getattr(bound, _PATCH_MARKER, False):
+            module.initialize_global_process_group_ray = distributed.initialize_global_process_group_ray  # type: ignore[union-attr]
+
+
+def select_engine_device() -> None:
+    """W2: set ``VERL_ENGINE_DEVICE=cuda`` so verl's FSDP engine registration is found.
+
+    Raises:
+        RuntimeError: If ``VERL_ENGINE_DEVICE`` is already set to another value (we would silently override
+            the user's engine choice).
+    """
+    current = os.environ.get(ENGINE_DEVICE_ENV)
+    if current not in (None, "", ENGINE_DEVICE):
+        raise RuntimeError(
+            f"{ENGINE_DEVICE_ENV}={current!r} conflicts with CPU mode, which needs {ENGINE_DEVICE!r} to select verl's "
+            f"FSDP engine (registered for cuda/npu only); unset {ENGINE_DEVICE_ENV}"
+        )
+    os.environ[ENGINE_DEVICE_ENV] = ENGINE_DEVICE
+
+
+def register_worker_rollout(name: str = HF_ROLLOUT_NAME, adapter_fqn: str = HF_ADAPTER_FQN) -> None:
+    """W3: map ``(name, "async")`` to ``adapter_fqn`` in verl's private worker-side rollout registry.
+
+    Raises:
+        RuntimeError: If the name is already registered to another class.
+    """
+    from verl.workers.rollout import base
+
+    key = (name, "async")
+    existing = base._ROLLOUT_REGISTRY.get(key)
+    if existing not in (None, adapter_fqn):
+        raise RuntimeError(f"rollout {name!r} is already registered in verl as {existing!r}; pick another name")
+    base._ROLLOUT_REGISTRY[key] = adapter_fqn
+
+
+def apply_all() -> None:
+    """Apply the code workarounds W1-W3 (the config ones live in ``cpu_profile.yaml``)."""
+    patch_process_group_backend()
+    select_engine_device()
+    register_worker_rollout()
+    logger.debug("CPU mode workarounds applied: %s", ", ".join(w.key for w in WORKAROUNDS if w.kind != "config"))
