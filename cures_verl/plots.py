@@ -217,12 +217,15 @@ def plot_rollouts_vs_accuracy(records: Sequence[Mapping[str, Any]], out: str | P
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, n.size)
-    scatter = ax.scatter(acc, n + jitter, c=iteration, s=6, alpha=0.35, cmap="viridis")
+    if np.unique(iteration).size > 1:
+        scatter = ax.scatter(acc, n + jitter, c=iteration, s=6, alpha=0.35, cmap="viridis")
+        fig.colorbar(scatter, ax=ax, label="iteration")
+    else:
+        ax.scatter(acc, n + jitter, s=6, alpha=0.35, label="drawn prompt (jittered)")
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(acc, edges) - 1, 0, bins - 1)
     means = [n[which == b].mean() if np.any(which == b) else np.nan for b in range(bins)]
     ax.plot((edges[:-1] + edges[1:]) / 2, means, color="black", marker="o", label="mean per accuracy bin")
-    fig.colorbar(scatter, ax=ax, label="iteration")
     ax.set_xlabel("estimated accuracy when drawn")
     ax.set_ylabel("rollouts allocated")
     ax.set_xlim(0, 1)
