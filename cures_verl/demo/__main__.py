@@ -16,42 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from cures_verl.watchdog import RunTimeout, run_with_watchdog
+
 from .assets import build_demo_assets
 from .recipe import demo_overrides
-
-
-def _run_with_watchdog(command: list[str], log_path: Path, timeout_s: int) -> int:
-    """Run ``command`` with its output teed to ``log_path``; kill its process group after ``timeout_s``."""
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, bufsize=1
-        )
-        deadline = time.monotonic() + timeout_s
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                log.write(line)
-                sys.stdout.write(line)
-                if time.monotonic() > deadline:
-                    raise TimeoutError
-            return process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except (TimeoutError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise SystemExit(
-                f"the training run exceeded {timeout_s} s and was stopped (log: {log_path}); a run this small takes "
-                "about 5 minutes on 2 cores, so look at the end of the log for where it stalled"
-            ) from None
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -88,7 +60,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         records.unlink()  # a previous demo's records would mix with this run's
     print(f"[2/3] CurES GRPO in verl's trainer on CPU: {cold_steps} cold-start + {args.steps} training steps")
     started = time.monotonic()
-    rc = _run_with_watchdog([sys.executable, "-m", "cures_verl.main", *overrides], out / "train.log", args.timeout)
+    try:
+        done = run_with_watchdog(
+            [sys.executable, "-m", "cures_verl.main", *overrides],
+            timeout_s=args.timeout,
+            log_path=out / "train.log",
+            echo=True,
+        )
+    except RunTimeout:
+        raise SystemExit(
+            f"the training run exceeded {args.timeout} s and was stopped (log: {out / 'train.log'}); a run this small "
+            "takes about 6 minutes on 2 cores, so look at the end of the log for where it stalled"
+        ) from None
+    rc = done.returncode
     if rc != 0:
         print(f"training failed (exit code {rc}); log: {out / 'train.log'}", file=sys.stderr)
         return rc

@@ -13,16 +13,15 @@ subprocess with a hard timeout (misconfigured Ray resources hang instead of fail
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from cures_verl.watchdog import RunTimeout, run_with_watchdog
 
 pytest.importorskip("verl")
 pytest.importorskip("ray")
@@ -37,28 +36,13 @@ TOTAL_STEPS = 5  # 2 cold-start + 3 training steps
 
 
 def _run(args: list[str], cwd: Path, timeout: int = TIMEOUT_S) -> str:
-    """Run in a new process group; on timeout kill the whole group (Ray's daemons included) and fail."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "CURES_CPU_MODE", "VERL_PLATFORM")}
-    process = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    """Run under the watchdog (a hung Ray run is killed with its whole process group) and require success."""
     try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"run exceeded {timeout} s (hung?); last output:\n{output[-4000:]}")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 0, output[-6000:]
-    return output
+        done = run_with_watchdog([sys.executable, *args], timeout_s=timeout, cwd=cwd)
+    except RunTimeout as error:
+        pytest.fail(f"run exceeded {timeout} s (hung?); last output:\n{error.output[-4000:]}")
+    assert done.returncode == 0, done.stdout[-6000:]
+    return done.stdout
 
 
 def _metrics(output: str) -> dict[int, dict[str, str]]:

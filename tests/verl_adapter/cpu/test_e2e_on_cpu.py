@@ -8,9 +8,7 @@ rollout dumps. Measured on a 2-core machine: about 60-90 s wall.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -20,6 +18,8 @@ import pytest
 
 pytest.importorskip("verl")
 pytest.importorskip("ray")
+
+from cures_verl.watchdog import RunTimeout, run_with_watchdog  # noqa: E402
 
 TIMEOUT_S = 420
 ROLLOUT_N = [2, 5, 3, 1, 4, 2, 3, 2]
@@ -41,20 +41,10 @@ sys.exit(main(overrides + ["trainer.rollout_data_dir=" + dump, "trainer.experime
 
 def run_with_hard_timeout(command: list[str], *, cwd: Path, timeout: int) -> subprocess.CompletedProcess[str]:
     """Run ``command`` in its own process group; on timeout kill the whole group (Ray's daemons included)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "CURES_CPU_MODE", "VERL_PLATFORM")}
-    process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
     try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"CPU-mode run exceeded {timeout} s (hung?); last output:\n{output[-4000:]}")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    return subprocess.CompletedProcess(command, process.returncode, output, "")
+        return run_with_watchdog(command, timeout_s=timeout, cwd=cwd)
+    except RunTimeout as error:
+        pytest.fail(f"CPU-mode run exceeded {timeout} s (hung?); last output:\n{error.output[-4000:]}")
 
 
 def step_metrics(output: str, step: int) -> dict[str, str]:
