@@ -22,7 +22,8 @@ EXTRAS = {
     "gpu": [f"verl[verl-core,vllm]=={VERL_PIN}", "hydra-core>=1.3", "math-verify>=0.8"],
     "plot": ["matplotlib>=3.7"],
     "data": ["pyarrow>=15", "datasets>=2.14", "tqdm>=4.60"],
-    "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "mypy>=1.10"],
+    # lint tools pinned: a newer ruff formats differently and would turn CI red on unchanged code
+    "test": ["pytest>=8", "hypothesis>=6.100", "ruff==0.17.6", "mypy==2.4.1"],
 }
 EXTRAS["all"] = sorted({req for name in ("verl", "math", "plot", "data", "test") for req in EXTRAS[name]})
 
