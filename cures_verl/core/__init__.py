@@ -8,6 +8,7 @@ Modules, each named after what it holds:
 * :mod:`~cures_verl.core.schedule`: the iteration schedule (Sec. 4.3) and a continuous one.
 * :mod:`~cures_verl.core.grouping`: per-rollout rewards -> per-prompt counts.
 * :mod:`~cures_verl.core.curriculum`: :class:`CurriculumSampler`, the step loop built from the above.
+* :mod:`~cures_verl.core.screening`: optional cheap screening of drawn prompts from the posterior (beyond the paper).
 * :mod:`~cures_verl.core.sumtree`: the O(k log N) weighted-sampling structure behind it.
 """
 
@@ -30,6 +31,7 @@ from cures_verl.core.difficulty import (
 from cures_verl.core.grouping import PromptCounts, count_rollouts, rewards_to_outcomes
 from cures_verl.core.sampling import draw_distinct, gumbel_top_k, prompt_scores, reward_std, sampling_probabilities
 from cures_verl.core.schedule import Phase, Schedule
+from cures_verl.core.screening import needs_screening, reallocate_after_screening, screening_verdict
 from cures_verl.core.sumtree import SumTree
 
 __all__ = [
@@ -50,9 +52,12 @@ __all__ = [
     "grad_std_from_gradient_norms",
     "gumbel_top_k",
     "informative_probability",
+    "needs_screening",
     "prompt_scores",
+    "reallocate_after_screening",
     "reward_std",
     "rewards_to_outcomes",
     "round_preserving_sum",
     "sampling_probabilities",
+    "screening_verdict",
 ]
