@@ -161,6 +161,19 @@ class SamplerConfig:
     informative_group_size: int = 8
     """n in the ``informative`` score (the group size a prompt is expected to get). Must be >= 2."""
 
+    screening_rollouts: int = 0
+    """s, screening rollouts per drawn prompt (beyond the paper; the benchmark and the core only, the verl adapter
+    refuses it). 0 disables screening. Otherwise a drawn prompt planned more than s rollouts whose posterior
+    probability of an informative group (as for the ``informative`` score, with informative_group_size) is below
+    screening_threshold first gets s rollouts; it is trained on only if they have both outcomes, with its
+    allocation minus s as continuation (screen and continuation form one group), and the allocation of a dropped
+    prompt goes to the others. Every screening rollout counts toward the budget. Must be 0 or >= 2 (a screen of
+    one rollout never has both outcomes) and below the nominal rollouts per prompt."""
+
+    screening_threshold: float = 0.9
+    """Screen a drawn prompt iff its posterior probability of an informative group is below this; prompts at or
+    above it are trained directly. Used when screening_rollouts > 0. In (0, 1]."""
+
     def __post_init__(self) -> None:
         _check_positive("sampler.temperature", self.temperature)
         if not 1e-3 <= self.temperature <= 1e3:
@@ -168,6 +181,16 @@ class SamplerConfig:
         _check_choice("sampler.temperature_rule", self.temperature_rule, TemperatureRule)
         _check_choice("sampler.score", self.score, SamplingScore)
         _check_int("sampler.informative_group_size", self.informative_group_size, minimum=2)
+        _check_int("sampler.screening_rollouts", self.screening_rollouts, minimum=0)
+        if self.screening_rollouts == 1:
+            raise _fail(
+                "sampler.screening_rollouts",
+                1,
+                "use 0 (no screening) or >= 2: a screen of one rollout never has both outcomes",
+            )
+        _check_positive("sampler.screening_threshold", self.screening_threshold)
+        if self.screening_threshold > 1:
+            raise _fail("sampler.screening_threshold", self.screening_threshold, "must lie in (0, 1]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -398,8 +421,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sampler": {"temperature": 100.0, "temperature_rule": "count_scaled"},
         "allocation": {"accuracy_estimate": "mle", "zero_variance": "drop", "loss_weighting": "rollout"},
     },
-    # Filled in by the beyond-the-paper work (docs/beyond_the_paper.md); until then it equals ``paper``.
-    "recommended": {},
+    # Our configuration beyond the paper, chosen on the benchmark's development setting (docs/beyond_the_paper.md);
+    # cures_verl.bench.recommended.RECOMMENDED_OVERRIDES holds the same values (a test keeps them equal).
+    "recommended": {
+        "schedule": {"mode": "continuous", "cold_start_rollouts": 0},
+        "sampler": {"score": "informative", "temperature": 0.03},
+        "posterior": {"forgetting": 0.1, "forgetting_rule": "adaptive"},
+    },
 }
 
 

@@ -25,6 +25,14 @@ from cures_verl.config import (
         (lambda: SamplerConfig(temperature=1e4), "cures.sampler.temperature"),
         (lambda: SamplerConfig(score="best"), "cures.sampler.score"),
         (lambda: SamplerConfig(informative_group_size=1), "cures.sampler.informative_group_size"),
+        (lambda: SamplerConfig(screening_rollouts=1), "cures.sampler.screening_rollouts"),
+        (lambda: SamplerConfig(screening_rollouts=-2), "cures.sampler.screening_rollouts"),
+        (lambda: SamplerConfig(screening_rollouts=2.0), "cures.sampler.screening_rollouts"),
+        (lambda: SamplerConfig(screening_rollouts=True), "cures.sampler.screening_rollouts"),
+        (lambda: SamplerConfig(screening_threshold=0.0), "cures.sampler.screening_threshold"),
+        (lambda: SamplerConfig(screening_threshold=1.5), "cures.sampler.screening_threshold"),
+        (lambda: SamplerConfig(screening_threshold=float("nan")), "cures.sampler.screening_threshold"),
+        (lambda: SamplerConfig(screening_threshold="high"), "cures.sampler.screening_threshold"),
         (lambda: PosteriorConfig(prior_correct=0), "cures.posterior.prior_correct"),
         (lambda: PosteriorConfig(forgetting=1.0), "cures.posterior.forgetting"),
         (lambda: PosteriorConfig(reward_rule="soft"), "cures.posterior.reward_rule"),
@@ -53,6 +61,16 @@ def test_integer_where_an_integer_is_required_rejects_floats_and_bools():
 
 def test_defaults_are_the_paper_preset():
     assert preset_config("paper") == CuresConfig()
+
+
+def test_screening_is_off_in_every_preset_and_a_one_rollout_screen_says_why_it_is_refused():
+    for name in PRESETS:
+        assert preset_config(name).sampler.screening_rollouts == 0
+        assert preset_config(name).sampler.screening_threshold == 0.9
+    with pytest.raises(ValueError, match="never has both outcomes"):
+        SamplerConfig(screening_rollouts=1)
+    cfg = preset_config("recommended", {"sampler": {"screening_rollouts": 4, "screening_threshold": 1}})
+    assert (cfg.sampler.screening_rollouts, cfg.sampler.screening_threshold) == (4, 1.0)
 
 
 def test_official_code_preset_mimics_the_released_code():

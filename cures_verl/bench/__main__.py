@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from cures_verl import __version__
+from cures_verl.bench.beyond import SUITES, run_suite
 from cures_verl.bench.experiment import (
     SimulationConfig,
     config_to_dict,
@@ -76,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
     run.add_argument("--workers", type=int, default=default_workers(), help="processes for the simulation")
     run.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    run.add_argument(
+        "--suite",
+        choices=SUITES,
+        default=None,
+        help="run a pre-registered suite of docs/beyond_the_paper.md instead of the parts: 'beyond' (the reported "
+        "settings, about 15 minutes on 2 cores) or 'dev' (the development setting); only --out, --workers, "
+        "--no-plot and --quick apply",
+    )
+    run.add_argument(
+        "--suite-settings",
+        type=_name_list,
+        default=None,
+        help="with --suite: run only these settings (comma-separated names, e.g. default,hard)",
+    )
 
     over = parser.add_argument_group("part 1: overhead")
     over.add_argument("--overhead-sizes", type=_int_list, default=_H.sizes, help="dataset sizes, comma-separated")
@@ -225,6 +240,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.suite is not None:
+        started = time.perf_counter()
+        try:
+            result = run_suite(
+                args.suite,
+                out=args.out,
+                workers=args.workers,
+                quick=args.quick,
+                plot=not args.no_plot,
+                only=args.suite_settings,
+            )
+        except ValueError as exc:
+            parser.error(str(exc))
+        print(result.text, flush=True)
+        for path in result.files:
+            print(f"wrote {path}")
+        print(f"({time.perf_counter() - started:.0f} s)")
+        return 0
     try:
         overhead_config, simulation_config = configs_from_args(args)
         specs = resolve_specs(simulation_config) if args.part != "overhead" else {}

@@ -17,6 +17,14 @@ Summary metrics (per strategy, over seeds; "paired" means computed within a seed
   rollouts spent (cold-start, screening and discarded rollouts count in the denominator).
 * ``gain_at_equal_updates``: rise of the mean accuracy after U optimiser steps, U being the fewest updates any
   strategy made in any seed. It compares the quality of the updates apart from what each update cost in rollouts.
+* ``oracle_rollouts_ratio``: paired ratio of the oracle's rollouts to the target over the strategy's (1 = as fast
+  as the oracle; the rollout-count reading of "fraction of the oracle's efficiency").
+* ``coverage``: fraction of the dataset's prompts trained on at least once (how concentrated a curriculum is).
+* ``rank_corr`` (strategies that predict accuracies: the CurES variants, MoPPS, Knapsack-RL): per run, the mean over
+  steps of the Spearman correlation between the predicted accuracy of the step's prompts and their realised group
+  accuracy; ``rank_corr_true`` the same against their true accuracy. ``calibration``: rollout-weighted sums of
+  predicted, realised and true accuracy per bin of predicted accuracy, pooled over seeds (the reliability plot), and
+  ``calibration_error``, the rollout-weighted mean over bins of |mean predicted - mean realised|.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import numpy as np
 
 from cures_verl.bench.simulator import FloatArray, Learner, LearnerConfig, make_problem
 from cures_verl.bench.strategies import (
+    CALIBRATION_BINS,
     DEFAULT_STRATEGIES,
     STRATEGIES,
     Environment,
@@ -51,6 +60,7 @@ __all__ = [
     "StrategySummary",
     "resolve_specs",
     "run_simulation",
+    "run_simulations",
     "run_strategy",
     "summarise",
 ]
@@ -162,6 +172,12 @@ class RunResult:
         num_updates: Optimiser steps in each step.
         trained: Rollouts trained on in each step.
         informative: Trained rollouts in informative groups in each step.
+        rank_corr: Spearman correlation of predicted and realised group accuracy in each step (NaN: no prediction).
+        rank_corr_true: The same against the true accuracy.
+        calibration: Shape ``(CALIBRATION_BINS, 4)``: per bin of predicted accuracy, rollouts and the
+            rollout-weighted sums of predicted, realised and true accuracy (all zero for a strategy that predicts
+            nothing).
+        coverage: Fraction of the dataset's prompts trained on at least once.
     """
 
     strategy: str
@@ -172,6 +188,16 @@ class RunResult:
     num_updates: FloatArray
     trained: FloatArray
     informative: FloatArray
+    rank_corr: FloatArray = field(default_factory=lambda: np.zeros(0))
+    rank_corr_true: FloatArray = field(default_factory=lambda: np.zeros(0))
+    calibration: FloatArray = field(default_factory=lambda: np.zeros((CALIBRATION_BINS, 4)))
+    coverage: float = math.nan
+
+    def mean_rank_corr(self, *, against: str = "realised") -> float | None:
+        """Mean over steps of the per-step rank correlation (``realised`` or ``true``); None if never defined."""
+        values = self.rank_corr if against == "realised" else self.rank_corr_true
+        defined = values[np.isfinite(values)]
+        return float(defined.mean()) if defined.size else None
 
     @property
     def cumulative(self) -> FloatArray:
@@ -253,6 +279,10 @@ def run_strategy(spec: StrategySpec, seed: int, config: SimulationConfig) -> Run
         num_updates=column("num_updates"),
         trained=column("trained"),
         informative=column("informative"),
+        rank_corr=column("rank_corr"),
+        rank_corr_true=column("rank_corr_true"),
+        calibration=env.calibration.copy(),
+        coverage=float(env.trained_prompts.mean()),
     )
 
 
@@ -267,18 +297,32 @@ def run_simulation(config: SimulationConfig, *, workers: int = 1) -> dict[str, l
     Returns:
         ``{strategy: [RunResult per seed]}`` in table order.
     """
-    specs = resolve_specs(config)
-    jobs = [(name, seed, config) for name in specs for seed in config.seeds]
-    logger.info("simulation: %d strategies x %d seeds on %d worker(s)", len(specs), len(config.seeds), workers)
+    return run_simulations([config], workers=workers)[0]
+
+
+def run_simulations(configs: Sequence[SimulationConfig], *, workers: int = 1) -> list[dict[str, list[RunResult]]]:
+    """:func:`run_simulation` for several configs, all their runs sharing one pool of ``workers`` processes.
+
+    Returns:
+        One ``{strategy: [RunResult per seed]}`` per config, in order.
+    """
+    jobs: list[tuple[str, int, SimulationConfig]] = []
+    owner: list[int] = []  # index of each job's config
+    outs: list[dict[str, list[RunResult]]] = []
+    for index, config in enumerate(configs):
+        specs = resolve_specs(config)
+        jobs += [(name, seed, config) for name in specs for seed in config.seeds]
+        owner += [index] * (len(specs) * len(config.seeds))
+        outs.append({name: [] for name in specs})
+    logger.info("simulation: %d runs in %d config(s) on %d worker(s)", len(jobs), len(configs), workers)
     if workers <= 1:
         results = [_run_job(job) for job in jobs]
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(_run_job, jobs))
-    out: dict[str, list[RunResult]] = {name: [] for name in specs}
-    for result in results:
-        out[result.strategy].append(result)
-    return out
+    for index, result in zip(owner, results, strict=True):
+        outs[index][result.strategy].append(result)
+    return outs
 
 
 @dataclass(frozen=True)
@@ -329,6 +373,26 @@ class StrategySummary:
     curve_low: FloatArray
     curve_high: FloatArray
     curves: FloatArray
+    oracle_rollouts_ratio: Spread = field(default_factory=lambda: Spread.of([]))
+    coverage: Spread = field(default_factory=lambda: Spread.of([]))
+    rank_corr: Spread = field(default_factory=lambda: Spread.of([]))
+    rank_corr_true: Spread = field(default_factory=lambda: Spread.of([]))
+    calibration: FloatArray = field(default_factory=lambda: np.zeros((CALIBRATION_BINS, 4)))
+
+    @property
+    def predicts(self) -> bool:
+        """Whether the strategy logged accuracy predictions (it has a posterior)."""
+        return bool(self.calibration[:, 0].sum() > 0)
+
+    @property
+    def calibration_error(self) -> float | None:
+        """Rollout-weighted mean over bins of |mean predicted - mean realised accuracy|; None without predictions."""
+        weight = self.calibration[:, 0]
+        if weight.sum() <= 0:
+            return None
+        used = weight > 0
+        gap = np.abs(self.calibration[used, 1] - self.calibration[used, 2]) / weight[used]
+        return float((gap * weight[used]).sum() / weight.sum())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (curves rounded to 6 decimals)."""
@@ -339,11 +403,21 @@ class StrategySummary:
             "final_accuracy",
             "gain",
             "oracle_fraction",
+            "oracle_rollouts_ratio",
             "gain_at_equal_updates",
             "informative_fraction",
             "updates",
+            "coverage",
+            "rank_corr",
+            "rank_corr_true",
         ):
             out[key] = asdict(getattr(self, key))
+        out["calibration"] = {
+            "bins": CALIBRATION_BINS,
+            "columns": ["rollouts", "sum_predicted", "sum_realised", "sum_true"],
+            "values": np.round(self.calibration, 6).tolist(),
+            "error": self.calibration_error,
+        }
         out["curve_mean"] = np.round(self.curve_mean, 6).tolist()
         out["curve_low"] = np.round(self.curve_low, 6).tolist()
         out["curve_high"] = np.round(self.curve_high, 6).tolist()
@@ -411,6 +485,13 @@ def summarise(
             curve_low=curves.min(axis=0),
             curve_high=curves.max(axis=0),
             curves=curves,
+            oracle_rollouts_ratio=Spread.of(
+                paired_ratio("oracle", name, lambda r: r.rollouts_to(targets[r.seed])) if "oracle" in by_seed else []
+            ),
+            coverage=Spread.of([r.coverage for r in ordered]),
+            rank_corr=Spread.of([r.mean_rank_corr() for r in ordered]),
+            rank_corr_true=Spread.of([r.mean_rank_corr(against="true") for r in ordered]),
+            calibration=np.sum([r.calibration for r in ordered], axis=0),
         )
     return targets, summaries
 

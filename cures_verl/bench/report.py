@@ -14,7 +14,14 @@ import numpy as np
 
 from cures_verl.bench.experiment import SimulationConfig, Spread, StrategySummary
 
-__all__ = ["format_overhead", "format_simulation", "plot_curves", "write_json"]
+__all__ = [
+    "format_overhead",
+    "format_prediction_quality",
+    "format_simulation",
+    "plot_curves",
+    "plot_reliability",
+    "write_json",
+]
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -85,7 +92,7 @@ def format_simulation(
             f"({', '.join(f'{t:.3f}' for t in targets.values())})"
         ),
         "",
-        f"  {'strategy':<22} {'rollouts to target':>26}  {'vs uniform':>24}",
+        f"  {'strategy':<22} {'rollouts to target':>26}  {'vs uniform':>24}  {'oracle / this':>13}",
     ]
     uniform = summaries.get("uniform")
     uniform_median = uniform.rollouts_to_target.median if uniform is not None else None
@@ -95,14 +102,15 @@ def format_simulation(
     for s in summaries.values():
         lines.append(
             f"  {s.name:<22} {_range(s.rollouts_to_target, _kilo, f'> {_kilo(config.total_budget)}'):>26}  "
-            f"{_range(s.rollouts_vs_uniform, lambda v: _fmt(v, '.2f'), ratio_bound):>24}"
+            f"{_range(s.rollouts_vs_uniform, lambda v: _fmt(v, '.2f'), ratio_bound):>24}  "
+            f"{_fmt(s.oracle_rollouts_ratio.median, '.2f') if s.oracle_rollouts_ratio.count else 'n/a':>13}"
         )
     equal = min(int(min(v for v in s.updates.values if v is not None)) for s in summaries.values())
     lines += [
         "",
         f"  at the fixed budget of {config.total_budget:,} rollouts (mean +- sd over seeds):",
         f"  {'strategy':<22} {'final accuracy':>15} {'gain':>15} {'of oracle gain':>15} "
-        f"{f'gain @{equal} upd':>15} {'informative':>11} {'updates':>7}",
+        f"{f'gain @{equal} upd':>15} {'informative':>11} {'updates':>7} {'coverage':>8}",
     ]
     for s in summaries.values():
         final = f"{_fmt(s.final_accuracy.mean)} +- {_fmt(s.final_accuracy.std)}"
@@ -111,14 +119,41 @@ def format_simulation(
         per_update = f"{_fmt(s.gain_at_equal_updates.mean)} +- {_fmt(s.gain_at_equal_updates.std)}"
         lines.append(
             f"  {s.name:<22} {final:>15} {gain:>15} {oracle:>15} {per_update:>15} "
-            f"{_fmt(s.informative_fraction.mean, '.2f'):>11} {_fmt(s.updates.mean, '.0f'):>7}"
+            f"{_fmt(s.informative_fraction.mean, '.2f'):>11} {_fmt(s.updates.mean, '.0f'):>7} "
+            f"{_fmt(s.coverage.mean, '.2f'):>8}"
         )
     lines += [
         "",
-        "  '> X': not reached within the budget (n/r: seeds that did not). 'of oracle gain': paired gain over the",
-        f"  oracle's. 'gain @{equal} upd': gain after {equal} optimiser steps (the fewest any strategy made), i.e.",
-        "  per update whatever an update cost. 'informative': rollouts trained on in groups with both outcomes, over",
-        "  all rollouts spent (cold-start, screening and discarded ones included). 'updates': optimiser steps.",
+        "  '> X': not reached within the budget (n/r: seeds that did not). 'oracle / this': the oracle's rollouts to",
+        "  the target over this strategy's (paired, median). 'of oracle gain': paired gain over the oracle's.",
+        f"  'gain @{equal} upd': gain after {equal} optimiser steps (the fewest any strategy made), i.e. per update",
+        "  whatever an update cost. 'informative': rollouts trained on in groups with both outcomes, over all rollouts",
+        "  spent (cold-start, screening and discarded ones included). 'updates': optimiser steps. 'coverage': share",
+        "  of the dataset's prompts trained on at least once.",
+    ]
+    quality = format_prediction_quality(summaries)
+    if quality:
+        lines += ["", quality]
+    return "\n".join(lines)
+
+
+def format_prediction_quality(summaries: dict[str, StrategySummary]) -> str:
+    """Prediction quality of the strategies that predict accuracies ("" if none does)."""
+    predicting = [s for s in summaries.values() if s.predicts]
+    if not predicting:
+        return ""
+    lines = [
+        "  prediction quality (strategies with a posterior; mean +- sd over seeds of the per-run mean over steps):",
+        f"  {'strategy':<22} {'rank corr realised':>19} {'rank corr true':>15} {'calibration error':>18}",
+    ]
+    for s in predicting:
+        realised = f"{_fmt(s.rank_corr.mean)} +- {_fmt(s.rank_corr.std)}"
+        true = f"{_fmt(s.rank_corr_true.mean)} +- {_fmt(s.rank_corr_true.std)}"
+        lines.append(f"  {s.name:<22} {realised:>19} {true:>15} {_fmt(s.calibration_error):>18}")
+    lines += [
+        "  'rank corr': Spearman correlation, within a step, between the accuracy predicted when a prompt was chosen",
+        "  (posterior mean) and its realised group accuracy ('true': its exact accuracy then). 'calibration error':",
+        "  rollout-weighted mean over 10 bins of predicted accuracy of |mean predicted - mean realised|.",
     ]
     return "\n".join(lines)
 
@@ -139,15 +174,7 @@ def plot_curves(
     Raises:
         ImportError: If matplotlib is missing (install the ``plot`` extra or pass ``--no-plot``).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError(
-            "the benchmark plot needs matplotlib: pip install 'cures-verl[plot]', or pass --no-plot"
-        ) from exc
+    plt = _pyplot()
     x = np.arange(config.steps + 1) * config.budget
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
     colours = [plt.get_cmap("tab10")(i) for i in range(10)]
@@ -200,3 +227,69 @@ def write_json(payload: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(clean(payload), indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def draw_reliability(ax: Any, summaries: dict[str, StrategySummary], names: list[str] | None = None) -> int:
+    """Draw the reliability lines of ``names`` (default: every strategy that predicts) on a matplotlib ``ax``.
+
+    Per bin of predicted accuracy, pooled over seeds: mean realised group accuracy (solid, marker area proportional
+    to the bin's rollouts) and mean true accuracy (dotted) against the mean predicted accuracy.
+
+    Returns:
+        The number of strategies drawn.
+    """
+    chosen = [summaries[n] for n in (names or list(summaries)) if n in summaries and summaries[n].predicts]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    colours = ["tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown"]
+    for i, summary in enumerate(chosen):
+        table = summary.calibration
+        used = table[:, 0] > 0
+        weight = table[used, 0]
+        predicted, realised, true = (table[used, k] / weight for k in (1, 2, 3))
+        colour = colours[i % len(colours)]
+        label = f"{summary.name} (error {_fmt(summary.calibration_error)})"
+        ax.plot(predicted, realised, color=colour, marker="o", markersize=3, label=label)
+        ax.scatter(predicted, realised, s=10 + 250 * weight / weight.max(), color=colour, alpha=0.3)
+        ax.plot(predicted, true, color=colour, linestyle=":", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    return len(chosen)
+
+
+def plot_reliability(
+    summaries: dict[str, StrategySummary], path: Path, *, names: list[str] | None = None, title: str = ""
+) -> Path:
+    """Reliability plot of the strategies that predict accuracies (see :func:`draw_reliability`) to ``path``.
+
+    Raises:
+        ValueError: If none of the strategies predicts accuracies.
+        ImportError: If matplotlib is missing.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    if draw_reliability(ax, summaries, names) == 0:
+        plt.close(fig)
+        raise ValueError("no strategy with accuracy predictions to plot")
+    ax.set_xlabel("predicted accuracy (posterior mean when chosen), bin mean")
+    ax.set_ylabel("realised group accuracy (solid), true accuracy (dotted)")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title or "Calibration of the predicted accuracy", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            "the benchmark plots need matplotlib: pip install 'cures-verl[plot]', or pass --no-plot"
+        ) from exc
+    return plt

@@ -20,6 +20,7 @@ one. The built-in strategies and their sources:
 ``mopps``                 MoPPS Thompson draws nearest 0.5 (Qu et al. 2025).
 ``cures_paper``           CurES, ``paper`` preset, through ``CurriculumSampler`` (Zeng et al. 2025).
 ``cures_official_code``   CurES, ``official_code`` preset (the released code's behaviour).
+``cures_recommended``     CurES beyond the paper (:mod:`~cures_verl.bench.recommended`, docs/beyond_the_paper.md).
 ``oracle``                Knows the true accuracies; no estimation cost (a reference, not a method).
 ========================  ===============================================================================
 """
@@ -27,21 +28,25 @@ one. The built-in strategies and their sources:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from cures_verl.bench.recommended import RECOMMENDED_NAME, RECOMMENDED_OVERRIDES
 from cures_verl.bench.rules import gvm_weights, knapsack_allocation, nearest_to_target, zero_variance_groups
 from cures_verl.bench.simulator import FloatArray, IntArray, Learner
 from cures_verl.config import PRESETS, CuresConfig, ScheduleConfig, preset_config
 from cures_verl.core.allocation import advantage_weights, allocate_rollouts
-from cures_verl.core.curriculum import CurriculumSampler
+from cures_verl.core.curriculum import CurriculumSampler, StepPlan
 from cures_verl.core.difficulty import BetaAccuracyTracker
 from cures_verl.core.schedule import COLD_START, Schedule
+from cures_verl.core.screening import needs_screening, reallocate_after_screening, screening_verdict
 
 __all__ = [
+    "CALIBRATION_BINS",
     "DEFAULT_STRATEGIES",
     "STRATEGIES",
     "Environment",
@@ -55,7 +60,11 @@ __all__ = [
     "cures_strategy_spec",
     "parse_cures_variant",
     "register_strategy",
+    "spearman",
 ]
+
+#: Bins of predicted accuracy in the calibration (reliability) record of a run.
+CALIBRATION_BINS = 10
 
 
 # ---------------------------------------------------------------------------------------------- rollouts and env
@@ -105,6 +114,9 @@ class StepRecord:
         trained: Rollouts in those updates' losses.
         informative: Of those, rollouts in groups with both outcomes (non-zero advantage).
         accuracy: Mean true accuracy over the dataset after the step.
+        rank_corr: Spearman correlation between the accuracy the strategy predicted for the step's prompts and their
+            realised group accuracy (NaN when the strategy predicted nothing or fewer than 2 distinct values).
+        rank_corr_true: The same against the prompts' true accuracy when generated (the simulator knows it).
     """
 
     spent: int
@@ -112,6 +124,41 @@ class StepRecord:
     trained: int
     informative: int
     accuracy: float
+    rank_corr: float = math.nan
+    rank_corr_true: float = math.nan
+
+
+def _average_ranks(values: FloatArray) -> FloatArray:
+    """Ranks 0..k-1 with ties sharing their mean rank (what Spearman's correlation needs)."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(values.size)
+    ranks[order] = np.arange(values.size, dtype=np.float64)
+    # [0.2, 0.5, 0.2] -> unique [0.2, 0.5], inverse [0, 1, 0]: tied ranks 0 and 1 both become 0.5
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    result: FloatArray = (np.bincount(inverse, weights=ranks) / counts)[inverse]
+    return result
+
+
+def spearman(x: FloatArray, y: FloatArray) -> float:
+    """Spearman's rank correlation of two samples (average ranks for ties); NaN if either is constant or k < 2.
+
+    Args:
+        x: Shape ``(k,)``.
+        y: Shape ``(k,)``.
+
+    Example:
+        >>> spearman(np.array([0.1, 0.4, 0.3]), np.array([0.0, 1.0, 0.5]))
+        1.0
+        >>> math.isnan(spearman(np.array([0.1, 0.4]), np.array([0.5, 0.5])))
+        True
+    """
+    a = np.asarray(x, dtype=np.float64).reshape(-1)
+    b = np.asarray(y, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise ValueError(f"spearman needs samples of equal length, got {a.size} and {b.size}")
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    return float(np.corrcoef(_average_ranks(a), _average_ranks(b))[0, 1])
 
 
 class Environment:
@@ -135,6 +182,12 @@ class Environment:
         self._updates = 0
         self._trained = 0
         self._informative = 0
+        self.trained_prompts = np.zeros(learner.problem.num_prompts, dtype=bool)
+        """Whether each prompt has been in at least one update's loss."""
+        self.calibration = np.zeros((CALIBRATION_BINS, 4))
+        """Per bin of predicted accuracy: rollouts, and their rollout-weighted sums of predicted, realised and true
+        accuracy, over every :meth:`record_prediction` of the run."""
+        self._predictions: list[FloatArray] = []  # this step's (3, k) blocks: predicted, realised, true
 
     @property
     def remaining(self) -> int:
@@ -186,6 +239,44 @@ class Environment:
         self._updates += 1
         self._trained += stats.num_rollouts
         self._informative += stats.num_informative
+        self.trained_prompts[rollouts.prompt_ids] = True
+
+    def record_prediction(self, prompt_ids: IntArray, predicted: FloatArray, rollouts: Rollouts) -> None:
+        """Log what a strategy predicted for prompts it just generated, for the prediction-quality metrics.
+
+        Call it after :meth:`generate` and before :meth:`train` (the true accuracy is read now). The realised
+        accuracy of a prompt is the mean reward of its rollouts in ``rollouts``; prompts without a rollout there
+        (dropped ones) are skipped. Costs no rollouts and does not change the policy.
+
+        Args:
+            prompt_ids: Distinct prompts, shape ``(k,)``.
+            predicted: The strategy's accuracy estimate for each when it chose them, shape ``(k,)``, in [0, 1].
+            rollouts: The rollouts generated for them (other prompts' rollouts may be mixed in).
+
+        Raises:
+            ValueError: On shape mismatches, repeated prompts or predictions outside [0, 1].
+        """
+        ids = np.asarray(prompt_ids, dtype=np.int64).reshape(-1)
+        pred = np.asarray(predicted, dtype=np.float64).reshape(-1)
+        if ids.shape != pred.shape or np.unique(ids).size != ids.size:
+            raise ValueError("record_prediction needs distinct prompt_ids and one prediction per prompt")
+        if not np.all((pred >= 0) & (pred <= 1)):
+            raise ValueError("predicted accuracies must lie in [0, 1]")
+        # rollouts' prompts [7, 7, 3, 7] -> unique [3, 7], counts [1, 3], correct [r3, r7a + r7b + r7c]
+        unique, inverse, counts = np.unique(rollouts.prompt_ids, return_inverse=True, return_counts=True)
+        correct = np.bincount(inverse, weights=rollouts.rewards, minlength=unique.size)
+        position = np.searchsorted(unique, ids)
+        found = (position < unique.size) & (unique[np.minimum(position, unique.size - 1)] == ids)
+        if not found.any():
+            return
+        ids, pred, position = ids[found], pred[found], position[found]
+        weight = counts[position].astype(np.float64)
+        realised = correct[position] / weight
+        true = self.learner.accuracy(ids)
+        self._predictions.append(np.stack([pred, realised, true]))
+        which = np.clip((pred * CALIBRATION_BINS).astype(np.int64), 0, CALIBRATION_BINS - 1)
+        for column, values in enumerate((np.ones_like(pred), pred, realised, true)):
+            self.calibration[:, column] += np.bincount(which, weights=weight * values, minlength=CALIBRATION_BINS)
 
     def true_accuracy(self) -> FloatArray:
         """The exact accuracy of every prompt. Only the oracle may call this."""
@@ -199,15 +290,22 @@ class Environment:
         """
         self.spent = 0
         self._updates = self._trained = self._informative = 0
+        self._predictions = []
         strategy.step(self)
         if self.spent > self.budget:
             raise RuntimeError(f"strategy {strategy.name!r} spent {self.spent} > budget {self.budget}")
+        rank_corr = rank_corr_true = math.nan
+        if self._predictions:
+            pred, realised, true = np.concatenate(self._predictions, axis=1)
+            rank_corr, rank_corr_true = spearman(pred, realised), spearman(pred, true)
         return StepRecord(
             spent=self.spent,
             num_updates=self._updates,
             trained=self._trained,
             informative=self._informative,
             accuracy=self.learner.mean_accuracy(),
+            rank_corr=rank_corr,
+            rank_corr_true=rank_corr_true,
         )
 
 
@@ -435,7 +533,8 @@ class SpeedRL(Strategy):
     """Speed-RL screening and continuation (Zhang et al. 2025, arXiv 2506.09016), pipelined as in its paper.
 
     Each step's budget first runs the continuation phase of prompts accepted by earlier screening (n - s more
-    rollouts each, FIFO, at most B / (n - s) prompts), then screens new uniform candidates with s rollouts each
+    rollouts each, FIFO, at most m prompts, as Speed-RL trains on batches of a fixed number of prompts, and at most
+    B / (n - s)), then screens new uniform candidates with s rollouts each
     (any remainder below s adds one rollout to the first candidates). A candidate is accepted when its screening
     accuracy is strictly between 0 and 1. The step trains on the prompts whose continuation ran: screening plus
     continuation rollouts form one group of n. Screening rollouts come from the previous step's policy; the
@@ -453,13 +552,16 @@ class SpeedRL(Strategy):
                 f"kept prompt = n - s), got n={ctx.rollouts_per_prompt}"
             )
         self.budget = ctx.budget
+        self.m = ctx.batch_size
         if self.budget < self.s:
             raise ValueError(f"speed_rl needs a budget >= {self.s} screening rollouts")
         self.stream = EpochStream(ctx.num_prompts, ctx.rng(1))
         self.queue: list[Rollouts] = []  # screening rollouts of accepted prompts, one entry per prompt
 
     def step(self, env: Environment) -> None:
-        take = self.queue[: self.budget // self.cont]
+        # At most m prompts: without this cap, when n - s > s the queue alternates between full steps of
+        # continuation and steps that train on a handful of prompts (n = 12: 96 prompts, then 3).
+        take = self.queue[: min(self.m, self.budget // self.cont)]
         self.queue = self.queue[len(take) :]
         counts = np.full(len(take), self.cont, dtype=np.int64)
         leftover = self.budget - int(counts.sum())
@@ -570,6 +672,7 @@ class KnapsackRL(Strategy):
         )
         keep = counts > 0
         out = env.generate(prompts[keep], counts[keep])
+        env.record_prediction(prompts[keep], self.tracker.posterior_mean(prompts[keep]), out)
         env.train(out)
         self.tracker.update(out.prompt_ids, out.rewards, np.ones(out.size))
 
@@ -603,6 +706,8 @@ class MoPPS(Strategy):
         draws = self.rng.beta(self.alpha[candidates], self.beta[candidates])
         chosen = candidates[nearest_to_target(draws, self.m)]
         out = env.generate(chosen, np.full(self.m, self.n))
+        # the prediction is the posterior mean (MoPPS logs the same); the selection used a draw from the posterior
+        env.record_prediction(chosen, self.alpha[chosen] / (self.alpha[chosen] + self.beta[chosen]), out)
         env.train(out)
         successes = np.zeros(self.alpha.size)
         np.add.at(successes, out.prompt_ids, out.rewards)
@@ -640,6 +745,17 @@ class CuresStrategy(Strategy):
     with the config's loss weighting (``prompt``: advantages scaled by n / n_i, CurES Eq. 16; ``rollout``: as verl),
     then ``observe``. The sampler plans cold-start steps of m prompts x N' rollouts; one simulator step packs as
     many of them as fit in the budget B (two with the defaults, so a cold-start step also spends exactly B).
+
+    With ``sampler.screening_rollouts = s > 0`` (beyond the paper, :mod:`cures_verl.core.screening`) a training
+    step screens first: every planned prompt with n_i > s whose posterior probability of an informative group
+    (group size ``sampler.informative_group_size``) is below ``sampler.screening_threshold`` gets s rollouts. A
+    screened prompt is kept iff its screen has both outcomes; it then gets its group size minus s as continuation
+    rollouts in the same GRPO group, as in Speed-RL. The other planned prompts are generated directly. What a
+    dropped prompt's plan no longer needs (n_i - s) goes to the kept and direct prompts in proportion to their
+    n_i (:func:`~cures_verl.core.screening.reallocate_after_screening`), so the step spends its plan's total
+    exactly; only when every planned prompt is screened and dropped does it spend just the screens. Every
+    rollout, dropped screens included, is charged to the budget and updates the posterior (one ``observe`` per
+    step, so forgetting is applied once). Cold-start steps are never screened.
 
     Args:
         ctx: Problem size, batch shape, seed.
@@ -680,13 +796,58 @@ class CuresStrategy(Strategy):
 
     def _run_plan(self, env: Environment) -> None:
         plan = self.sampler.plan_step()
+        if self.config.sampler.screening_rollouts and plan.phase != COLD_START:
+            self._run_screened_plan(env, plan)
+            return
         keep = plan.rollouts > 0
         counts = plan.rollouts[keep]
         out = env.generate(plan.prompt_indices[keep], counts)
+        if plan.phase != COLD_START:  # a cold start predicts nothing: every prompt is at its prior
+            env.record_prediction(plan.prompt_indices[keep], plan.predicted_accuracy[keep], out)
         if plan.is_training and out.size:
             weights = advantage_weights(counts, self.n, loss_weighting=self.config.allocation.loss_weighting)
             env.train(out, loss_weights=np.repeat(weights, counts))
         self.sampler.observe(out.prompt_ids, out.rewards)
+
+    def _run_screened_plan(self, env: Environment, plan: StepPlan) -> None:
+        """A training step with screening (see the class docstring)."""
+        cfg = self.config
+        s = cfg.sampler.screening_rollouts
+        prompts, planned = plan.prompt_indices, plan.rollouts
+        alpha, beta = self.sampler.tracker.alpha(prompts), self.sampler.tracker.beta(prompts)
+        group_size, threshold = cfg.sampler.informative_group_size, cfg.sampler.screening_threshold
+        uncertain = needs_screening(alpha, beta, group_size, threshold=threshold)
+        screened = uncertain & (planned > s)  # a plan of <= s rollouts is no dearer than its screen: no screen
+        screen = env.generate(prompts[screened], np.full(int(screened.sum()), s, dtype=np.int64))
+        # screen rewards [r00, r01, r10, r11] (s = 2) -> per screened prompt [r00 + r01, r10 + r11]
+        screen_correct = screen.rewards.reshape(-1, s).sum(axis=1)
+        passed = screening_verdict(screen_correct, np.full(screen_correct.size, s))
+        dropped = np.zeros(prompts.size, dtype=bool)
+        dropped[np.flatnonzero(screened)[~passed]] = True
+        groups = reallocate_after_screening(
+            planned, dropped, screening_rollouts=s, max_per_prompt=cfg.allocation.max_per_prompt
+        )
+        kept_screened = screened & ~dropped
+        continued = env.generate(
+            prompts[kept_screened],
+            groups[kept_screened] - s,
+            group_ids=screen.group_ids.reshape(-1, s)[passed, 0],
+        )
+        direct = ~screened & (groups > 0)
+        fresh = env.generate(prompts[direct], groups[direct])
+        generated = Rollouts.concat([screen, continued, fresh])
+        env.record_prediction(prompts[screened | direct], plan.predicted_accuracy[screened | direct], generated)
+        trained_groups = np.concatenate([screen.group_ids.reshape(-1, s)[passed, 0], np.unique(fresh.group_ids)])
+        batch = generated.select_groups(trained_groups)
+        if batch.size:
+            trained = groups > 0
+            weights = advantage_weights(groups[trained], self.n, loss_weighting=cfg.allocation.loss_weighting)
+            # rollout prompt ids -> position among the trained prompts -> that prompt's loss weight
+            ids = prompts[trained]
+            order = np.argsort(ids)
+            position = order[np.searchsorted(ids[order], batch.prompt_ids)]
+            env.train(batch, loss_weights=weights[position])
+        self.sampler.observe(generated.prompt_ids, generated.rewards)
 
 
 def cures_config_for(ctx: StrategyContext, preset: str, overrides: Mapping[str, Any] | None = None) -> CuresConfig:
@@ -807,6 +968,19 @@ register_strategy(
 for _name, _preset in (("cures_paper", "paper"), ("cures_official_code", "official_code")):
     _spec = cures_strategy_spec(_name, _preset)
     register_strategy(_name, _spec.factory, description=_spec.description, citation=_spec.citation)
+_spec = cures_strategy_spec(
+    RECOMMENDED_NAME,
+    "paper",
+    RECOMMENDED_OVERRIDES,
+    description="CurES 'recommended': whole dataset, no cold start, informative-group score tau 0.03, adaptive "
+    "forgetting",
+)
+register_strategy(
+    RECOMMENDED_NAME,
+    _spec.factory,
+    description=_spec.description,
+    citation="beyond CurES (docs/beyond_the_paper.md), built on Zeng et al. 2025, arXiv 2510.01037",
+)
 register_strategy(
     "oracle",
     Oracle,

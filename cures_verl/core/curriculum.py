@@ -114,7 +114,8 @@ class CurriculumSampler:
 
     Raises:
         ValueError: If the budget is infeasible for the allocation bounds, a subset is smaller than a batch,
-            or the prior arguments do not match ``prior_source``.
+            ``sampler.screening_rollouts`` is not below ``rollouts_per_prompt``, or the prior arguments do not
+            match ``prior_source``.
 
     Example:
         >>> from cures_verl.config import preset_config
@@ -171,6 +172,12 @@ class CurriculumSampler:
     def _check_budget(self) -> None:
         alloc = self.config.allocation
         m, n_min, n_max = self.batch_size, alloc.min_per_prompt, alloc.max_per_prompt
+        screen = self.config.sampler.screening_rollouts
+        if screen and screen >= self.rollouts_per_prompt:
+            raise ValueError(
+                f"cures.sampler.screening_rollouts={screen} must be below the nominal rollouts per prompt "
+                f"{self.rollouts_per_prompt} (a screen as large as a group saves nothing); lower it or raise rollout.n"
+            )
         if not alloc.enable:
             return
         if self.budget % alloc.multiple_of:

@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 
 
 def check_trainer_config(config: DictConfig, cures: CuresConfig) -> None:
-    """Refuse verl settings CurES cannot honour, naming the keys (before any worker starts).
+    """Refuse verl settings CurES cannot honour, and CurES options the adapter does not support (before any
+    worker starts), naming the keys.
 
     Raises:
         ValueError: On an incompatible combination.
@@ -82,9 +83,16 @@ def check_trainer_config(config: DictConfig, cures: CuresConfig) -> None:
         )
     if config.trainer.v1.sampler.get("sync_refill_failed_groups", False):
         problems.append("trainer.v1.sampler.sync_refill_failed_groups=true is not supported with CurES")
+    if cures.sampler.screening_rollouts > 0:
+        # A screened step needs two generation rounds (screen, then continue the kept prompts), and verl 0.9.1's V1
+        # trainer generates once per step (trainer_sync.py's step); the option exists for the core and the benchmark.
+        problems.append(
+            f"cures.sampler.screening_rollouts={cures.sampler.screening_rollouts}: screening is a benchmark/core "
+            "option only for now (it needs two generation rounds per step, which verl's V1 trainer does not do); "
+            "set cures.sampler.screening_rollouts=0"
+        )
     if problems:
-        raise ValueError("CurES cannot run with these verl settings:\n  - " + "\n  - ".join(problems))
-    del cures
+        raise ValueError("CurES cannot run with these settings:\n  - " + "\n  - ".join(problems))
 
 
 def _numeric(values: np.ndarray, key: str) -> np.ndarray:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cures_verl.bench.experiment import SimulationConfig, resolve_specs, run_strategy
+from cures_verl.bench.experiment import SimulationConfig, resolve_specs, run_strategy, summarise
 from cures_verl.bench.simulator import Learner, LearnerConfig, make_problem
 from cures_verl.bench.strategies import (
     DEFAULT_STRATEGIES,
@@ -24,6 +28,7 @@ from cures_verl.bench.strategies import (
     cures_strategy_spec,
     parse_cures_variant,
     register_strategy,
+    spearman,
 )
 
 SMALL = SimulationConfig(
@@ -64,7 +69,7 @@ def test_accuracy_changes_only_in_steps_with_an_update(small_runs):
 
 
 def test_strategies_without_screening_update_every_step_and_cold_start_ones_do_not(small_runs):
-    for name in ("uniform", "knapsack", "mopps", "oracle"):
+    for name in ("uniform", "knapsack", "mopps", "oracle", "cures_recommended"):
         assert np.all(small_runs[name].num_updates == 1), name
     # CurES and GVM: 640 / 4 subsets = 160 prompts -> 5 cold-start steps of 128 rollouts, then 10 training steps
     for name in ("cures_paper", "cures_official_code", "gvm"):
@@ -282,3 +287,223 @@ def test_a_cold_start_larger_than_the_budget_is_rejected():
     ctx = StrategyContext(num_prompts=640, batch_size=16, rollouts_per_prompt=2, seed=0)
     with pytest.raises(ValueError, match="cold-start"):
         STRATEGIES["cures_paper"].factory(ctx)
+
+
+# ---------------------------------------------------------------------------------------------- prediction quality
+def test_record_prediction_bins_realised_and_true_accuracy_by_rollouts():
+    env, _ = _env(num_prompts=64, m=4, n=8)
+    out = env.generate(np.array([3, 9]), np.array([4, 2]))
+    truth = env.true_accuracy()[[3, 9]]
+    env.record_prediction(np.array([9, 3, 50]), np.array([0.05, 0.72, 0.5]), out)  # prompt 50 has no rollout
+    realised = [out.rewards[out.prompt_ids == p].mean() for p in (3, 9)]
+    expected = np.zeros((10, 4))
+    expected[7] = [4, 4 * 0.72, 4 * realised[0], 4 * truth[0]]  # 0.72 falls in bin 7, weight 4 rollouts
+    expected[0] = [2, 2 * 0.05, 2 * realised[1], 2 * truth[1]]
+    np.testing.assert_allclose(env.calibration, expected)
+
+
+def test_record_prediction_rejects_repeated_prompts_and_predictions_outside_the_unit_interval():
+    env, _ = _env()
+    out = env.generate(np.array([1, 2]), np.array([2, 2]))
+    with pytest.raises(ValueError, match="distinct"):
+        env.record_prediction(np.array([1, 1]), np.array([0.5, 0.5]), out)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        env.record_prediction(np.array([1, 2]), np.array([0.5, 1.5]), out)
+
+
+def test_a_step_reports_the_rank_correlation_of_what_was_predicted():
+    class Prophet(Strategy):
+        """Predicts each prompt's true accuracy: the correlation with the truth is exactly 1."""
+
+        name = "prophet"
+
+        def step(self, env):
+            prompts = np.arange(8)
+            out = env.generate(prompts, np.full(8, 8))
+            env.record_prediction(prompts, env.true_accuracy()[prompts], out)
+            env.train(out)
+
+    env, _ = _env(num_prompts=64, m=8, n=8, difficulty_std=3.0)
+    record = env.run_step(Prophet())
+    assert record.rank_corr_true == pytest.approx(1.0)
+    assert -1.0 <= record.rank_corr <= 1.0
+    silent = env.run_step(
+        STRATEGIES["uniform"].factory(StrategyContext(num_prompts=64, batch_size=8, rollouts_per_prompt=8, seed=0))
+    )
+    assert math.isnan(silent.rank_corr) and math.isnan(silent.rank_corr_true)
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=2, max_size=30))
+def test_spearman_is_pearson_of_average_ranks_and_ignores_monotone_transforms(pairs):
+    x, y = (np.array(v) / 20.0 for v in zip(*pairs, strict=True))  # a coarse grid, so that ties occur
+    value = spearman(x, y)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        assert math.isnan(value)
+        return
+
+    def ranks(v):  # average ranks, by the definition
+        return np.array([np.sum(v < a) + (np.sum(v == a) - 1) / 2 for a in v])
+
+    assert value == pytest.approx(np.corrcoef(ranks(x), ranks(y))[0, 1], abs=1e-9)
+    assert spearman(np.exp(3 * x), y**3) == pytest.approx(value, abs=1e-9)
+    assert spearman(x, -y) == pytest.approx(-value, abs=1e-9)
+
+
+def test_strategies_with_a_posterior_log_predictions_and_the_others_do_not(small_runs):
+    for name, run in small_runs.items():
+        logged = run.calibration[:, 0].sum() > 0
+        expected = name.startswith("cures") or name in ("mopps", "knapsack")
+        assert logged == expected, name
+        assert 0.0 < run.coverage <= 1.0, name
+    # CurES logs its training steps only; the recommended configuration trains and predicts from the first step
+    recommended = small_runs["cures_recommended"]
+    assert np.isfinite(recommended.rank_corr).mean() > 0.9
+    assert recommended.calibration[:, 0].sum() == recommended.spent.sum()
+    paper = small_runs["cures_paper"]
+    cold = paper.num_updates == 0
+    assert np.all(np.isnan(paper.rank_corr[cold]))
+
+
+def test_summaries_pool_calibration_over_seeds_and_the_oracle_is_its_own_reference():
+    specs = resolve_specs(SMALL)
+    names = ("uniform", "mopps", "oracle")
+    results = {name: [run_strategy(specs[name], seed, SMALL) for seed in SMALL.seeds] for name in names}
+    _, summaries = summarise(SMALL, results, specs)
+    np.testing.assert_allclose(summaries["mopps"].calibration, sum(r.calibration for r in results["mopps"]))
+    assert summaries["oracle"].oracle_rollouts_ratio.values == (1.0, 1.0)
+    assert summaries["mopps"].predicts and not summaries["uniform"].predicts
+    assert summaries["uniform"].calibration_error is None
+    table = summaries["mopps"].calibration
+    used = table[:, 0] > 0
+    gaps = np.abs(table[used, 1] - table[used, 2]) / table[used, 0]
+    assert summaries["mopps"].calibration_error == pytest.approx(np.average(gaps, weights=table[used, 0]))
+
+
+def test_speed_rl_trains_on_at_most_m_prompts_and_never_on_a_handful_when_n_exceeds_twice_the_screen():
+    # n = 12: continuation 8 > screening 4. Without the cap the updates alternated between 96 prompts and ~3.
+    env, ctx = _env(num_prompts=400, m=8, n=12, difficulty_mean=0.0, difficulty_std=2.0)
+    speed = SpeedRL(ctx)
+    groups_per_update = []
+    original_train = env.train
+
+    def spy(rollouts, loss_weights=None):
+        groups_per_update.append(np.unique(rollouts.group_ids).size)
+        original_train(rollouts, loss_weights)
+
+    env.train = spy  # type: ignore[method-assign]
+    for _ in range(30):
+        env.run_step(speed)
+        assert env.spent == env.budget
+    later = np.array(groups_per_update[5:])
+    assert later.max() <= 8
+    assert later.mean() >= 4
+
+
+# ---------------------------------------------------------------------------------------------- screening
+def _screening_strategy(ctx, **sampler):
+    overrides = {
+        "schedule": {"mode": "continuous", "cold_start_rollouts": 0},
+        "sampler": {"score": "informative", "temperature": 0.03, "screening_rollouts": 2, **sampler},
+    }
+    return CuresStrategy(ctx, cures_config_for(ctx, "paper", overrides), name="screening")
+
+
+def test_screening_never_overspends_and_counts_and_observes_every_screening_rollout():
+    env, ctx = _env(num_prompts=200, m=8, n=8, difficulty_mean=0.0, difficulty_std=3.0)
+    strategy = _screening_strategy(ctx)
+    calls: list[tuple[np.ndarray, np.ndarray | None]] = []
+    trained: list[tuple[Rollouts, np.ndarray]] = []
+    original_generate, original_train = env.generate, env.train
+
+    def generate(prompt_ids, counts, *, group_ids=None):
+        calls.append((np.asarray(counts), group_ids))
+        return original_generate(prompt_ids, counts, group_ids=group_ids)
+
+    def train(rollouts, loss_weights=None):
+        trained.append((rollouts, loss_weights))
+        original_train(rollouts, loss_weights)
+
+    env.generate, env.train = generate, train  # type: ignore[method-assign]
+    screened_total = 0
+    for _ in range(25):
+        calls.clear()
+        observed = strategy.sampler.tracker.num_observed().sum()
+        record = env.run_step(strategy)
+        screens, continuation, direct = calls  # one call each: screen, continue the kept, the direct prompts
+        assert np.all(screens[0] == 2) and continuation[1] is not None and direct[1] is None
+        generated = sum(int(c.sum()) for c, _ in calls)
+        assert record.spent == generated <= env.budget  # the screens are charged like any rollout
+        # the step spends its whole budget unless nothing was left to train (every planned prompt dropped)
+        assert record.spent == env.budget or record.num_updates == 0
+        # every rollout, dropped screens included, reaches the posterior (no forgetting in this config)
+        np.testing.assert_allclose(strategy.sampler.tracker.num_observed().sum() - observed, generated)
+        screened_total += int(screens[0].sum())
+    assert screened_total > 0
+    for batch, weights in trained:
+        groups, counts, _ = _groups(batch)
+        assert np.all(counts >= 2)
+        # prompt weighting (Eq. 16): each rollout weighs n / (its group's size)
+        size_of = dict(zip(groups.tolist(), counts.tolist(), strict=True))
+        np.testing.assert_allclose(weights, [8 / size_of[g] for g in batch.group_ids.tolist()])
+
+
+def test_screening_trains_a_screened_prompt_only_when_its_screen_has_both_outcomes():
+    env, ctx = _env(num_prompts=200, m=8, n=8, difficulty_mean=0.0, difficulty_std=3.0)
+    strategy = _screening_strategy(ctx, screening_threshold=1.0)  # screen every prompt planned more than s
+    generated: list[Rollouts] = []
+    trained: list[Rollouts] = []
+    original_generate, original_train = env.generate, env.train
+
+    def generate(prompt_ids, counts, *, group_ids=None):
+        generated.append(original_generate(prompt_ids, counts, group_ids=group_ids))
+        return generated[-1]
+
+    def train(rollouts, loss_weights=None):
+        trained.append(rollouts)
+        original_train(rollouts, loss_weights)
+
+    env.generate, env.train = generate, train  # type: ignore[method-assign]
+    checked = 0
+    for _ in range(10):
+        generated.clear()
+        trained.clear()
+        env.run_step(strategy)
+        screen = generated[0]  # the first call of a step is the screen
+        ids, _, flat = _groups(screen)
+        mixed = set(ids[flat == 0].tolist())
+        batch = Rollouts.concat(trained)
+        # a screened group is trained iff its screen was mixed; a trained screened group is never all-equal
+        assert set(np.unique(batch.group_ids).tolist()) & set(ids.tolist()) == mixed
+        if mixed:  # screen + continuation: both outcomes whatever the continuation gave
+            _, counts, batch_flat = _groups(batch.select_groups(np.array(sorted(mixed))))
+            assert batch_flat.sum() == 0 and np.all(counts > 2)
+        checked += len(mixed)
+    assert checked > 0
+
+
+def test_screening_runs_are_deterministic_under_a_seed():
+    spec = cures_strategy_spec("rec_screening", "recommended", {"sampler": {"screening_rollouts": 2}})
+    a, b = run_strategy(spec, 11, SMALL), run_strategy(spec, 11, SMALL)
+    np.testing.assert_array_equal(a.accuracy, b.accuracy)
+    np.testing.assert_array_equal(a.spent, b.spent)
+    assert np.all(a.spent <= SMALL.budget)
+    c = run_strategy(spec, 12, SMALL)
+    assert not np.array_equal(a.accuracy, c.accuracy)
+
+
+def test_screening_with_a_threshold_no_prompt_falls_below_is_plain_cures():
+    plain = cures_strategy_spec("rec", "recommended")
+    never = cures_strategy_spec(
+        "rec_never_screens", "recommended", {"sampler": {"screening_rollouts": 2, "screening_threshold": 1e-9}}
+    )
+    a, b = run_strategy(plain, 5, SMALL), run_strategy(never, 5, SMALL)
+    np.testing.assert_array_equal(a.accuracy, b.accuracy)
+    np.testing.assert_array_equal(a.spent, b.spent)
+
+
+def test_a_screen_as_large_as_a_group_is_rejected_with_the_key_named():
+    ctx = StrategyContext(num_prompts=640, batch_size=16, rollouts_per_prompt=4, seed=0)
+    spec = cures_strategy_spec("x", "recommended", {"sampler": {"screening_rollouts": 4}})
+    with pytest.raises(ValueError, match=r"cures\.sampler\.screening_rollouts=4"):
+        spec.factory(ctx)

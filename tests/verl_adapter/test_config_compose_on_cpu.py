@@ -123,3 +123,15 @@ def test_recipe_overrides_pass_through():
     )
     assert env_cfg.returncode == 0, env_cfg.stderr[-2000:]
     assert yaml.safe_load(env_cfg.stdout)["cures"]["sampler"]["temperature_rule"] == "count_scaled"
+
+
+def test_the_adapter_refuses_screening_naming_the_key_and_accepts_the_default():
+    from cures_verl.verl_adapter.trainer import check_trainer_config
+
+    cfg = _compose(["cures.sampler.screening_rollouts=2"])
+    cures = cures_config_from(cfg)
+    assert cures.sampler.screening_rollouts == 2
+    with pytest.raises(ValueError, match=r"cures\.sampler\.screening_rollouts=2: screening is a benchmark/core option"):
+        check_trainer_config(cfg, cures)
+    default = _compose()
+    check_trainer_config(default, cures_config_from(default))
