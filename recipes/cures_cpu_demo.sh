@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CurES on a laptop: the paper's algorithm in verl's real trainer on CPU, in about 5 minutes on 2 cores.
+# CurES on a laptop: the paper's algorithm in verl's real trainer on CPU, in about 8 minutes on 2 cores.
 # Builds a tiny verifiable task (sums of 1-3 digits) and a tiny model locally (no downloads), warm-starts it,
 # runs CurES GRPO through `python -m cures_verl.main profile=cpu`, and plots the curriculum.
 # Usage: bash recipes/cures_cpu_demo.sh [extra Hydra overrides...]   (docs/cpu_mode.md)
