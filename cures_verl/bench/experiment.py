@@ -141,8 +141,12 @@ class SimulationConfig:
 def resolve_specs(config: SimulationConfig) -> dict[str, StrategySpec]:
     """The specs of every strategy to run: registered names plus the config's CurES variants, in table order.
 
+    Every strategy is built once for the first seed here, so a strategy that cannot run on the config's batch
+    shape (e.g. Speed-RL's screen of 4 with 4 rollouts per prompt) fails before any worker starts, with its name.
+
     Raises:
-        ValueError: For an unknown strategy name or a variant name that clashes.
+        ValueError: For an unknown strategy name, a variant name that clashes, or a strategy that cannot be built
+            for this config.
     """
     variants = {name: cures_strategy_spec(name, preset, overrides) for name, preset, overrides in config.cures_variants}
     specs: dict[str, StrategySpec] = {}
@@ -156,6 +160,16 @@ def resolve_specs(config: SimulationConfig) -> dict[str, StrategySpec]:
         if name in STRATEGIES:
             raise ValueError(f"--cures-variant name {name!r} clashes with a registered strategy; rename it")
         specs[name] = spec
+    if config.seeds:
+        context = config.context(config.seeds[0])
+        for name, spec in specs.items():
+            try:
+                spec.factory(context)
+            except ValueError as exc:
+                raise ValueError(
+                    f"strategy {name!r} cannot run with this config: {exc}. Leave it out with --strategies "
+                    "(comma-separated names) or change the option it names"
+                ) from exc
     return specs
 
 

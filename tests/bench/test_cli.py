@@ -46,3 +46,16 @@ def test_invalid_options_exit_with_a_message_naming_the_option(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2 and "--transfer" in result.stderr
+
+
+def test_a_strategy_that_cannot_run_on_the_batch_shape_is_named_before_any_run(tmp_path, capsys):
+    # Speed-RL screens 4 rollouts per candidate: with n = 4 nothing is left to continue
+    args = ["--quick", "--part", "simulation", "--no-plot", "--workers", "2", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--rollouts-per-prompt", "4", "--strategies", "uniform,speed_rl"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "'speed_rl' cannot run" in err and "--speed-screen-rollouts" in err and "--strategies" in err
+    assert not (tmp_path / "results.json").exists()
+    # without it the same shape runs
+    assert main([*args, "--rollouts-per-prompt", "4", "--strategies", "uniform,mopps"]) == 0
