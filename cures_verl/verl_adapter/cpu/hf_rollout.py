@@ -40,7 +40,7 @@ from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutMode, RolloutReplica, TokenOutput
 
 from .hf_engine import GenerationResult, HFGenerationEngine, SamplingSettings
-from .plugin import require_active
+from .state import require_active
 
 __all__ = ["HFReplica", "HFRolloutServer", "HFServerAdapter", "server_actor_name"]
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+
+from .state import CPU_MODE_ENV, STATE, PluginState, cpu_mode_requested, require_active
 
 __all__ = [
     "CPU_MODE_ENV",
@@ -34,28 +35,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CPU_MODE_ENV = "CURES_CPU_MODE"
 PLATFORM_ENV = "VERL_PLATFORM"
-_TRUE_VALUES = frozenset({"1", "true", "yes"})
-
-
-@dataclass
-class PluginState:
-    """Whether CPU mode is active in this process."""
-
-    active: bool = False
-    """True once :func:`activate` completed in this process."""
-
-    error: str | None = None
-    """Why the last activation attempt failed, if it did."""
-
-
-STATE = PluginState()
-
-
-def cpu_mode_requested() -> bool:
-    """True when ``CURES_CPU_MODE`` is ``1``, ``true`` or ``yes`` (case-insensitive)."""
-    return os.environ.get(CPU_MODE_ENV, "").strip().lower() in _TRUE_VALUES
 
 
 def _refuse_visible_gpu() -> None:
@@ -126,23 +106,6 @@ def activate() -> None:
     STATE.active = True
     STATE.error = None
     logger.debug("CPU mode active in pid %d", os.getpid())
-
-
-def require_active(component: str) -> None:
-    """Raise unless CPU mode is active in this process.
-
-    Args:
-        component: What needs CPU mode (named in the error).
-
-    Raises:
-        RuntimeError: If :func:`activate` has not completed in this process.
-    """
-    if not STATE.active:
-        reason = STATE.error or f"{CPU_MODE_ENV} is not set to 1 in this process"
-        raise RuntimeError(
-            f"{component} needs CPU mode, but the cures_cpu plugin is not active in pid {os.getpid()} ({reason}); "
-            f"start runs through cures_verl.verl_adapter.cpu.launch, or export {CPU_MODE_ENV}=1 before Python starts"
-        )
 
 
 if cpu_mode_requested():

@@ -50,8 +50,10 @@ def test_plugin_is_inert_without_the_switch_and_can_be_activated_later():
             "hf_replica_registered": "hf" in replica.RolloutReplicaRegistry._registry,
             "patched": hasattr(distributed.initialize_global_process_group_ray, "__wrapped__"),
             "engine_env": os.environ.get("VERL_ENGINE_DEVICE"),
+            # the plugin and its process state (stdlib only) are all an inert import may load
             "heavy_modules": sorted(m for m in sys.modules if m.startswith("cures_verl.verl_adapter.cpu.")
-                                    and m != "cures_verl.verl_adapter.cpu.plugin"),
+                                    and m not in ("cures_verl.verl_adapter.cpu.plugin",
+                                                  "cures_verl.verl_adapter.cpu.state")),
         }
         os.environ["CURES_CPU_MODE"] = "1"
         from cures_verl.verl_adapter.cpu.launch import verify_plugin_active
