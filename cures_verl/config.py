@@ -35,6 +35,7 @@ __all__ = [
     "PRESETS",
     "preset_config",
     "preset_values",
+    "flatten_keys",
 ]
 
 RewardRule = Literal["binary", "threshold", "fractional"]
@@ -370,19 +371,25 @@ class CuresConfig:
 
     def differences_from_preset(self) -> dict[str, tuple[Any, Any]]:
         """Flat ``{"sampler.temperature": (preset_value, value)}`` for every key that differs from the preset."""
-        base = _flatten(preset_config(self.preset).to_dict())
-        mine = _flatten(self.to_dict())
+        base = flatten_keys(preset_config(self.preset).to_dict())
+        mine = flatten_keys(self.to_dict())
         return {k: (base[k], v) for k, v in mine.items() if base.get(k) != v and k != "preset"}
 
 
 _T = TypeVar("_T")
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> flat dotted keys; anything that is not a mapping (lists too) is a value.
+
+    Example:
+        >>> flatten_keys({"sampler": {"temperature": 0.1}, "seed": 0, "xs": [1, 2]})
+        {'sampler.temperature': 0.1, 'seed': 0, 'xs': [1, 2]}
+    """
     out: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten_keys(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -460,4 +467,4 @@ def preset_values(name: str) -> dict[str, Any]:
         >>> preset_values("official_code")["sampler.temperature"]
         100.0
     """
-    return _flatten(preset_config(name).to_dict())
+    return flatten_keys(preset_config(name).to_dict())

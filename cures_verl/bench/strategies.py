@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from cures_verl.bench.recommended import RECOMMENDED_NAME, RECOMMENDED_OVERRIDES
+from cures_verl.bench.recommended import RECOMMENDED_NAME, RECOMMENDED_OVERRIDES, merge_overrides
 from cures_verl.bench.rules import gvm_weights, knapsack_allocation, nearest_to_target, zero_variance_groups
 from cures_verl.bench.simulator import FloatArray, IntArray, Learner
 from cures_verl.config import PRESETS, CuresConfig, ScheduleConfig, preset_config
@@ -828,16 +828,13 @@ class CuresStrategy(Strategy):
             planned, dropped, screening_rollouts=s, max_per_prompt=cfg.allocation.max_per_prompt
         )
         kept_screened = screened & ~dropped
-        continued = env.generate(
-            prompts[kept_screened],
-            groups[kept_screened] - s,
-            group_ids=screen.group_ids.reshape(-1, s)[passed, 0],
-        )
+        kept_groups = screen.group_ids.reshape(-1, s)[passed, 0]  # one group id per kept screened prompt
+        continued = env.generate(prompts[kept_screened], groups[kept_screened] - s, group_ids=kept_groups)
         direct = ~screened & (groups > 0)
         fresh = env.generate(prompts[direct], groups[direct])
         generated = Rollouts.concat([screen, continued, fresh])
         env.record_prediction(prompts[screened | direct], plan.predicted_accuracy[screened | direct], generated)
-        trained_groups = np.concatenate([screen.group_ids.reshape(-1, s)[passed, 0], np.unique(fresh.group_ids)])
+        trained_groups = np.concatenate([kept_groups, np.unique(fresh.group_ids)])
         batch = generated.select_groups(trained_groups)
         if batch.size:
             trained = groups > 0
@@ -863,18 +860,8 @@ def cures_config_for(ctx: StrategyContext, preset: str, overrides: Mapping[str, 
         "steps_per_iteration": ctx.options.cures_steps_per_iteration,
         "cold_start_rollouts": ctx.options.cold_start_rollouts,
     }
-    merged = _merge({"seed": ctx.seed, "schedule": schedule}, dict(overrides or {}))
+    merged = merge_overrides({"seed": ctx.seed, "schedule": schedule}, overrides or {})
     return preset_config(preset, merged)
-
-
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
 
 
 def cures_strategy_spec(

@@ -16,23 +16,13 @@ from cures_verl.bench.recommended import (
     merge_overrides,
 )
 from cures_verl.bench.strategies import STRATEGIES, CuresStrategy, StrategyContext
-from cures_verl.config import PRESETS, preset_config
+from cures_verl.config import PRESETS, flatten_keys, preset_config
 from cures_verl.core.curriculum import CurriculumSampler
 
 
 def _flat(overrides):
     """Every key of the ``paper`` preset with ``overrides`` applied, flat (``sampler.temperature``), no preset."""
-    return {k: v for k, v in _flatten(preset_config("paper", overrides).to_dict()).items() if k != "preset"}
-
-
-def _flatten(tree, prefix=""):
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+    return {k: v for k, v in flatten_keys(preset_config("paper", overrides).to_dict()).items() if k != "preset"}
 
 
 def test_recommended_overrides_make_a_valid_config_that_differs_from_the_paper_only_where_documented():
@@ -125,7 +115,7 @@ def test_recommended_strategy_is_registered_with_these_overrides():
     strategy = spec.factory(ctx)
     assert isinstance(strategy, CuresStrategy)
     assert strategy.config.seed == 5
-    got = _flatten(strategy.config.to_dict())
+    got = flatten_keys(strategy.config.to_dict())
     for key, value in _flat(RECOMMENDED_OVERRIDES).items():
         if not key.startswith(("schedule.num_iterations", "schedule.steps_per_iteration")) and key != "seed":
             assert got[key] == value, key

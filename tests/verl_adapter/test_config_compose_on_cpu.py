@@ -16,7 +16,7 @@ pytest.importorskip("verl")
 from hydra import compose, initialize_config_module  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from cures_verl.config import CuresConfig, preset_config  # noqa: E402
+from cures_verl.config import CuresConfig, flatten_keys, preset_config  # noqa: E402
 from cures_verl.verl_adapter.hydra_config import cures_config_from, register_resolvers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,20 +29,10 @@ def _compose(overrides=()):
         return compose(config_name="cures_trainer", overrides=list(overrides))
 
 
-def _keys(tree, prefix=""):
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_keys(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
-
-
 def test_yaml_cures_block_has_exactly_the_dataclass_keys_and_defaults():
     cfg = _compose()
     resolved = OmegaConf.to_container(cfg.cures, resolve=True)
-    assert _keys(resolved) == _keys(CuresConfig().to_dict())
+    assert flatten_keys(resolved) == flatten_keys(CuresConfig().to_dict())
 
 
 @pytest.mark.parametrize("preset", ["paper", "official_code", "recommended"])

@@ -13,11 +13,12 @@ local workers inherit the driver's environment).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from cures_verl.config import flatten_keys
 
 __all__ = [
     "ADDED_KEYS",
@@ -79,18 +80,6 @@ def load_cpu_profile(path: str | Path = CPU_PROFILE_PATH) -> dict[str, Any]:
     return data
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    # {"a": {"b": 1, "c": [2]}} -> {"a.b": 1, "a.c": [2]}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{dotted}."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
 def format_override_value(value: Any) -> str:
     """Format a YAML scalar or list of scalars in Hydra's override grammar.
 
@@ -127,5 +116,5 @@ def cpu_profile_overrides(path: str | Path = CPU_PROFILE_PATH) -> list[str]:
     """
     return [
         f"{'++' if key in ADDED_KEYS else ''}{key}={format_override_value(value)}"
-        for key, value in _flatten(load_cpu_profile(path)).items()
+        for key, value in flatten_keys(load_cpu_profile(path)).items()
     ]

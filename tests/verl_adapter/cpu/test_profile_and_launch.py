@@ -13,12 +13,12 @@ from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from cures_verl.config import flatten_keys  # noqa: E402
 from cures_verl.verl_adapter.cpu import launch  # noqa: E402
 from cures_verl.verl_adapter.cpu.launch import compose_cpu_config, validate_cpu_config  # noqa: E402
 from cures_verl.verl_adapter.cpu.profile import (  # noqa: E402
     ADDED_KEYS,
     CPU_PROFILE_PATH,
-    _flatten,
     cpu_mode_env,
     cpu_profile_overrides,
     format_override_value,
@@ -48,7 +48,7 @@ def cpu_config():
 
 
 def test_profile_keys_exist_in_verl_except_the_declared_additions(verl_defaults):
-    flat = _flatten(load_cpu_profile())
+    flat = flatten_keys(load_cpu_profile())
     for key in flat:
         parent, _, leaf = key.rpartition(".")
         exists = leaf in OmegaConf.select(verl_defaults, parent).keys()
