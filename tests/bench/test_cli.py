@@ -50,7 +50,7 @@ def test_invalid_options_exit_with_a_message_naming_the_option(tmp_path):
 
 def test_a_strategy_that_cannot_run_on_the_batch_shape_is_named_before_any_run(tmp_path, capsys):
     # Speed-RL screens 4 rollouts per candidate: with n = 4 nothing is left to continue
-    args = ["--quick", "--part", "simulation", "--no-plot", "--workers", "2", "--out", str(tmp_path)]
+    args = ["--quick", "--part", "simulation", "--no-plot", "--workers", "1", "--out", str(tmp_path)]
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--rollouts-per-prompt", "4", "--strategies", "uniform,speed_rl"])
     assert exit_info.value.code == 2
