@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal, TypeVar, get_args
 
@@ -35,6 +35,7 @@ __all__ = [
     "PRESETS",
     "preset_config",
     "preset_values",
+    "config_from_overrides",
     "flatten_keys",
 ]
 
@@ -374,6 +375,53 @@ class CuresConfig:
         base = flatten_keys(preset_config(self.preset).to_dict())
         mine = flatten_keys(self.to_dict())
         return {k: (base[k], v) for k, v in mine.items() if base.get(k) != v and k != "preset"}
+
+
+def _scalar(raw: str) -> Any:
+    """A Hydra command-line value as Python: true/false, null, int, float, else the (unquoted) string."""
+    text = raw.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none", "~"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip("'\"")
+
+
+def config_from_overrides(overrides: Sequence[str]) -> CuresConfig | None:
+    """The CurES config that Hydra overrides such as ``cures.preset=recommended cures.sampler.temperature=0.3``
+    select, without composing verl's config; ``None`` when they contain ``cures.enable=false``.
+
+    Overrides of other keys are ignored; scalar values only (as every ``cures.*`` key is).
+
+    Raises:
+        ValueError: On an unknown ``cures.*`` key or a wrong value (the dataclasses' own messages).
+
+    Example:
+        >>> config_from_overrides(["data.x=1", "cures.preset=official_code", "cures.seed=3"]).seed
+        3
+        >>> config_from_overrides(["cures.enable=false"]) is None
+        True
+    """
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.lstrip("+~")
+        if not sep or not key.startswith("cures."):
+            continue
+        node = nested
+        *parents, leaf = key[len("cures.") :].split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _scalar(raw)
+    if nested.pop("enable", True) is False:
+        return None
+    return preset_config(str(nested.pop("preset", "paper")), nested)
 
 
 _T = TypeVar("_T")

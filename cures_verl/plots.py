@@ -33,6 +33,7 @@ import numpy as np
 
 __all__ = [
     "PeakComparison",
+    "cumulative_rollouts",
     "load_metric_log",
     "load_step_records",
     "plot_accuracy_by_bucket",
@@ -93,6 +94,22 @@ def load_metric_log(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]
     for key, points in series.items():
         arr = np.array(sorted(points))
         out[key] = (arr[:, 0], arr[:, 1])
+    return out
+
+
+def cumulative_rollouts(records: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+    """``{global_step: rollouts spent in steps 1..global_step}`` from a run's ``cures_steps.jsonl`` records, with
+    step 0 (before training) at 0; cold-start steps count. The x axis of curves at equal rollouts.
+
+    Example:
+        >>> cumulative_rollouts([{"global_step": 1, "rollouts": [4, 4]}, {"global_step": 2, "rollouts": [9, 7]}])
+        {0: 0, 1: 8, 2: 24}
+    """
+    out = {0: 0}
+    total = 0
+    for record in sorted(records, key=lambda r: int(r["global_step"])):
+        total += int(sum(record["rollouts"]))
+        out[int(record["global_step"])] = total
     return out
 
 

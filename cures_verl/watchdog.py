@@ -37,6 +37,7 @@ def run_with_watchdog(
     log_path: str | Path | None = None,
     echo: bool = False,
     env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` (stdout and stderr merged) in a new process group, killing the group after ``timeout_s``.
 
@@ -47,6 +48,7 @@ def run_with_watchdog(
         log_path: Also write the output there, line by line.
         echo: Also write the output to this process's stdout, line by line (a live progress view).
         env: Environment; default this process's without inherited CPU-mode and Ray-address variables.
+        extra_env: Variables added to (or replacing those of) ``env``.
 
     Returns:
         The completed process with its return code and output.
@@ -56,6 +58,7 @@ def run_with_watchdog(
     """
     if env is None:
         env = {k: v for k, v in os.environ.items() if k not in _INHERITED_CPU_MODE_ENV}
+    env = {**env, **(extra_env or {})}
     process = subprocess.Popen(
         list(command),
         cwd=cwd,

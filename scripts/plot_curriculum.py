@@ -9,9 +9,11 @@ Examples:
     python scripts/plot_curriculum.py curriculum outputs/cpu_demo/cures/cures_steps.jsonl --out-dir plots/ \\
         --bucket-file outputs/cpu_demo/assets/train.parquet --bucket-field difficulty
 
-    # accuracy curves of two runs from verl's file logger, with the paper's steps-to-peak ratio
+    # accuracy curves of two runs from verl's file logger against cumulative rollouts (cold starts included),
+    # with the paper's speed-up ratio measured in rollouts to the baseline's peak
     python scripts/plot_curriculum.py curves --run GRPO=logs/cures/grpo.jsonl --run CurES=logs/cures/cures.jsonl \\
-        --metric val-core/cures-math500/acc/mean@1 --out plots/math500.png
+        --steps-log CurES=checkpoints/cures/cures/cures_steps.jsonl --rollouts-per-step 8192 \\
+        --metric val-core/cures-math500/acc/mean@1 --out plots/math500.png      # --x step: against steps
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from cures_verl.plots import (
+    cumulative_rollouts,
     load_metric_log,
     load_step_records,
     plot_accuracy_by_bucket,
@@ -64,21 +69,54 @@ def cmd_curriculum(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(specs: list[str] | None, flag: str) -> dict[str, str]:
+    out = {}
+    for spec in specs or []:
+        name, _, path = spec.partition("=")
+        if not name or not path:
+            raise SystemExit(f"{flag} wants NAME=PATH, got {spec!r}")
+        out[name] = path
+    return out
+
+
+def _to_rollouts(name: str, steps, steps_logs: dict[str, str], per_step: int | None):
+    if name in steps_logs:
+        table = cumulative_rollouts(load_step_records(steps_logs[name]))
+        missing = [int(s) for s in steps if int(s) not in table]
+        if missing:
+            raise SystemExit(f"{steps_logs[name]} has no record of step(s) {missing[:5]} (run {name})")
+        return np.array([table[int(s)] for s in steps], dtype=np.float64)
+    if per_step is None:
+        raise SystemExit(
+            f"--x rollouts: run {name} has no --steps-log (its cures_steps.jsonl); for a plain GRPO run give "
+            "--rollouts-per-step (data.train_batch_size x actor_rollout_ref.rollout.n)"
+        )
+    return np.asarray(steps, dtype=np.float64) * per_step
+
+
 def cmd_curves(args: argparse.Namespace) -> int:
     runs = {}
-    for spec in args.run:
-        name, _, path = spec.partition("=")
-        if not path:
-            raise SystemExit(f"--run wants NAME=PATH, got {spec!r}")
+    steps_logs = _pairs(args.steps_log, "--steps-log")
+    for name, path in _pairs(args.run, "--run").items():
         log = load_metric_log(path)
         if args.metric not in log:
             close = [k for k in log if args.metric.split("/")[0] in k][:10]
             raise SystemExit(f"{path} has no metric {args.metric!r}; metrics like it: {close}")
-        runs[name] = log[args.metric]
-    png, comparisons = plot_accuracy_curves(runs, args.out, metric=args.metric, baseline=args.baseline)
+        steps, values = log[args.metric]
+        if args.x == "rollouts":
+            steps = _to_rollouts(name, steps, steps_logs, args.rollouts_per_step)
+        runs[name] = (steps, values)
+    unit = "step" if args.x == "step" else "rollouts"
+    png, comparisons = plot_accuracy_curves(
+        runs,
+        args.out,
+        metric=args.metric,
+        baseline=args.baseline,
+        xlabel="training step" if unit == "step" else "cumulative rollouts (cold starts included)",
+    )
     for name, cmp in comparisons.items():
         print(
-            f"{name}: baseline peak {cmp.peak:.4f} at step {cmp.baseline_step:g}; reached at step "
+            f"{name}: baseline peak {cmp.peak:.4f} at {unit} {cmp.baseline_step:g}; reached at {unit} "
             f"{cmp.method_step if cmp.method_step is not None else 'never'}; ratio {cmp.ratio}"
         )
     print(f"wrote {png}")
@@ -99,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     cur2.add_argument("--run", action="append", required=True, help="NAME=path/to/file-logger.jsonl (repeat)")
     cur2.add_argument("--metric", default="val-core/cures-math500/acc/mean@1")
     cur2.add_argument("--baseline", help="run the ratio is measured against (default: the first --run)")
+    cur2.add_argument("--x", choices=("rollouts", "step"), default="rollouts", help="x axis (default: %(default)s)")
+    cur2.add_argument("--steps-log", action="append", help="NAME=path/to/cures_steps.jsonl of a CurES run (repeat)")
+    cur2.add_argument("--rollouts-per-step", type=int, help="rollouts of every step of runs without --steps-log")
     cur2.add_argument("--out", required=True)
     cur2.set_defaults(func=cmd_curves)
     args = parser.parse_args(argv)

@@ -109,6 +109,8 @@ def test_cli_writes_the_figures(tmp_path):
             f"GRPO={LOGS / 'grpo.jsonl'}",
             "--run",
             f"CurES={LOGS / 'cures.jsonl'}",
+            "--x",
+            "step",
             "--out",
             str(tmp_path / "c.png"),
         ],
@@ -118,3 +120,53 @@ def test_cli_writes_the_figures(tmp_path):
     )
     assert curves.returncode == 0, curves.stderr
     assert "ratio" in curves.stdout and _is_png(tmp_path / "c.png")
+
+
+def test_curves_against_cumulative_rollouts_count_cold_start_steps(tmp_path):
+    from cures_verl.plots import cumulative_rollouts, load_metric_log
+
+    # CurES: 4 cold-start steps of 16 rollouts, then steps of 32; GRPO: 32 every step
+    template = json.loads((LOGS / "cures_steps.jsonl").read_text().splitlines()[0])
+    records = [
+        {**template, "global_step": s, "step": s - 1, "rollouts": [4] * 4 if s <= 4 else [8] * 4} for s in range(1, 31)
+    ]
+    steps_log = tmp_path / "cures_steps.jsonl"
+    steps_log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    table = cumulative_rollouts(records)
+    assert (table[0], table[4], table[5], table[30]) == (0, 64, 96, 64 + 26 * 32)
+    metric = "val-core/cures-math500/acc/mean@1"
+    cures_steps, cures_values = load_metric_log(LOGS / "cures.jsonl")[metric]
+    grpo_steps, grpo_values = load_metric_log(LOGS / "grpo.jsonl")[metric]
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "plot_curriculum.py"),
+            "curves",
+            "--run",
+            f"GRPO={LOGS / 'grpo.jsonl'}",
+            "--run",
+            f"CurES={LOGS / 'cures.jsonl'}",
+            "--steps-log",
+            f"CurES={steps_log}",
+            "--rollouts-per-step",
+            "32",
+            "--out",
+            str(tmp_path / "r.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    # the printed comparison is in rollouts: the baseline's peak step x 32, and CurES's step through the table
+    peak = grpo_values.max()
+    base_x = grpo_steps[np.argmax(grpo_values >= peak)] * 32
+    hit = np.flatnonzero(cures_values >= peak)
+    expected_x = f"{table[int(cures_steps[hit[0]])]}" if hit.size else "never"
+    assert f"baseline peak {peak:.4f} at rollouts {base_x:g}; reached at rollouts {expected_x}" in out.stdout
+    missing = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "plot_curriculum.py"), "curves", "--run", f"GRPO={LOGS / 'grpo.jsonl'}",
+         "--out", str(tmp_path / "m.png")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode != 0 and "--rollouts-per-step" in missing.stderr

@@ -179,6 +179,25 @@ class Schedule:
             return Phase(step, iteration, subset, COLD_START, within, within == 0)
         return Phase(step, iteration, subset, TRAIN, within - cold, within == 0)
 
+    def planned_rollouts(self, num_steps: int, rollouts_per_prompt: int) -> IntArray:
+        """Rollouts of each of the first ``num_steps`` steps as planned: ``batch_size * cold_start_rollouts`` on a
+        cold-start step, ``batch_size * rollouts_per_prompt`` (the Eq. 20 budget N) on a training step.
+
+        Under ``allocation.zero_variance=drop`` a training step may spend less; the values are then upper bounds.
+
+        Returns:
+            int64 array, shape ``(num_steps,)``.
+
+        Example:
+            >>> from cures_verl.config import ScheduleConfig
+            >>> s = Schedule(10, 2, ScheduleConfig(num_iterations=2, steps_per_iteration=3, cold_start_rollouts=4))
+            >>> s.planned_rollouts(7, 8).tolist()
+            [8, 8, 8, 16, 16, 16, 8]
+        """
+        cold = np.array([self.phase(step).kind == COLD_START for step in range(num_steps)], dtype=bool)
+        per_prompt = np.where(cold, self.config.cold_start_rollouts, rollouts_per_prompt)
+        return (per_prompt * self.batch_size).astype(np.int64)
+
     def cold_start_prompts(self, phase: Phase) -> IntArray:
         """The ``batch_size`` prompt ids of a cold-start step, in subset order.
 

@@ -77,6 +77,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"training failed (exit code {rc}); log: {out / 'train.log'}", file=sys.stderr)
         return rc
     wall = time.monotonic() - started
+    if not records.exists():
+        # cures.enable=false (plain verl GRPO) writes no curriculum records: there is nothing to plot
+        print(
+            f"[3/3] no curriculum records in {records} (CurES was off, e.g. cures.enable=false): training finished "
+            f"in {wall:.0f} s, no curriculum figures; to compare with plain GRPO use python -m cures_verl.demo compare",
+            flush=True,
+        )
+        return 0
     print(f"[3/3] plotting the curriculum into {out / 'plots'}", flush=True)
     summary = _summarise(records, out / "plots", assets.train_parquet)
     summary["training_wall_s"] = round(wall, 1)
@@ -151,6 +159,53 @@ def _describe(summary: dict, out: Path) -> str:
     return "\n".join(lines)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import (
+        ARMS,
+        SETTINGS,
+        ComparisonSpec,
+        format_summary,
+        merge_results,
+        parse_arm,
+        run_comparison,
+        write_results,
+    )
+
+    try:
+        settings = [SETTINGS[name] for name in args.settings.split(",")]
+    except KeyError as error:
+        raise SystemExit(f"--settings: unknown setting {error}; choose from {', '.join(SETTINGS)}") from None
+    try:
+        arms = dict(parse_arm(text) for text in (args.arm or list(ARMS)))
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    if "grpo" not in arms:
+        raise SystemExit("--arm: the comparison needs the grpo arm (the baseline every arm is paired with)")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out).resolve()
+    spec = ComparisonSpec(
+        settings=settings,
+        arms=arms,
+        seeds=seeds,
+        out=out,
+        jobs=args.jobs,
+        timeout_s=args.timeout,
+        keep_checkpoints=args.keep_checkpoints,
+        reuse=not args.fresh,
+        budget_rollouts=args.budget_rollouts,
+        eval_every_rollouts=args.eval_every_rollouts,
+    )
+    results = run_comparison(spec)
+    results_dir = Path(args.results_dir).resolve() if args.results_dir else out
+    existing = results_dir / "results.json"
+    if args.merge and existing.exists():
+        results = merge_results(json.loads(existing.read_text()), results)
+    results = write_results(results, results_dir)
+    print(format_summary(results["summary"]))
+    print(f"results: {existing}; figures: {results_dir}/<setting>.png; runs: {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cures_verl.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -167,6 +222,34 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=int, default=1200, help="limit on the training run, s (default: %(default)s)")
     run.add_argument("overrides", nargs="*", help="extra Hydra overrides for python -m cures_verl.main")
     run.set_defaults(func=cmd_run)
+    compare = sub.add_parser(
+        "compare",
+        help="CurES arms against plain GRPO at equal rollouts in verl's trainer, exactly evaluated",
+        description="Run every setting x seed x arm through python -m cures_verl.main profile=cpu and score each "
+        "saved policy exactly (docs/results/real_loop/README.md).",
+    )
+    compare.add_argument("--settings", default="default", help="comma-separated settings (default: %(default)s)")
+    compare.add_argument(
+        "--arm",
+        action="append",
+        help="an arm: grpo, paper, official_code, recommended, or NAME=key=value[,key=value...]; repeat it "
+        "(default: the four named)",
+    )
+    compare.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
+    compare.add_argument("--jobs", type=int, default=2, help="runs at a time (default: %(default)s)")
+    compare.add_argument("--out", default="outputs/compare", help="run directories (default: %(default)s)")
+    compare.add_argument("--results-dir", help="where results.json and the figures go (default: --out)")
+    compare.add_argument("--merge", action="store_true", help="add these runs to an existing results.json")
+    compare.add_argument("--budget-rollouts", type=int, help="override every setting's rollout budget (smoke runs)")
+    compare.add_argument(
+        "--fresh",
+        action="store_true",
+        help="rerun runs whose directory already holds a finished run of the same command",
+    )
+    compare.add_argument("--eval-every-rollouts", type=int, help="override every setting's evaluation grid")
+    compare.add_argument("--keep-checkpoints", action="store_true", help="keep verl's per-step checkpoints")
+    compare.add_argument("--timeout", type=int, default=1800, help="limit per training run, s (default: %(default)s)")
+    compare.set_defaults(func=cmd_compare)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

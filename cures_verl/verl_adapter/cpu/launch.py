@@ -44,6 +44,7 @@ __all__ = [
     "run_cpu_config",
     "validate_cpu_config",
     "verify_plugin_active",
+    "with_replay_poll_patch",
 ]
 
 logger = logging.getLogger(__name__)
@@ -193,6 +194,33 @@ def validate_cpu_config(config: Any) -> None:
         raise ValueError("config is not runnable in CPU mode: " + "; ".join(problems))
 
 
+def with_replay_poll_patch(task_runner_class: Any) -> Any:
+    """A Ray TaskRunner class that applies workaround W7 (the replay buffer's 2 s poll) before verl's ``run``.
+
+    The replay buffer is built inside the TaskRunner actor (verl 0.9.1 ``trainer_base.py:139``), so the patch
+    must run in that process; this subclass does it first thing in ``run`` and then calls the original.
+
+    Args:
+        task_runner_class: A ``@ray.remote`` TaskRunner class (verl's or ours).
+
+    Returns:
+        A ``@ray.remote`` subclass with the same actor options.
+    """
+    import ray
+
+    base = task_runner_class.__ray_actor_class__
+
+    def run(self: Any, config: Any) -> Any:
+        from .workarounds import patch_replay_buffer_poll
+
+        patch_replay_buffer_poll()
+        return base.run(self, config)
+
+    subclass = type(f"Cpu{base.__name__}", (base,), {"run": run, "__module__": __name__})
+    options = dict(getattr(task_runner_class, "_default_options", None) or {})
+    return ray.remote(**options)(subclass) if options else ray.remote(subclass)
+
+
 def run_cpu_config(config: Any, *, task_runner_class: Any = None) -> None:
     """Run verl's trainer on a composed config, after CPU-mode and Ray-resource checks.
 
@@ -233,7 +261,7 @@ def run_cpu_config(config: Any, *, task_runner_class: Any = None) -> None:
             task_runner_class = TaskRunner
     started_ray = not ray.is_initialized()
     try:
-        run_ppo(config, task_runner_class=task_runner_class)
+        run_ppo(config, task_runner_class=with_replay_poll_patch(task_runner_class))
     finally:
         if started_ray and ray.is_initialized():
             ray.shutdown()

@@ -38,6 +38,15 @@ Configuration workarounds (keys in ``cpu_profile.yaml``, recorded here so the up
     placed make V1 block forever in ``simple_storage_bootstrap.py:85``. The profile uses 1 unit and
     :func:`cures_verl.verl_adapter.cpu.resources.check_ray_resources` refuses unplaceable configs.
 
+``W7 replay-buffer poll`` (monkeypatch, applied in the trainer's TaskRunner by :func:`patch_replay_buffer_poll`)
+    ``verl/trainer/ppo/v1/replay_buffer.py:144,409``: V1's sync ``ReplayBuffer`` sleeps ``poll_interval`` between
+    checks for finished rollouts, a constructor default of 2.0 s that ``trainer_base.py:155-185``
+    (``_build_replay_buffer``) never sets and no config key exposes. On GPUs generation takes far longer than
+    the poll; on CPU a tiny model generates in well under a second, so every step waited for the next 2 s
+    boundary (``timing_s/gen`` was 2.0 or 4.0 s). The patch makes the default ``CURES_CPU_REPLAY_POLL_S``
+    (0.1 s unless set); an explicit ``poll_interval`` is passed through. It changes when the trainer notices
+    finished rollouts, never what is trained.
+
 ``tests/verl_adapter/cpu/test_upstream_workarounds.py`` asserts that verl still behaves as described, so each
 test fails (and its workaround can go) when upstream changes.
 """
@@ -57,8 +66,10 @@ __all__ = [
     "HF_ADAPTER_FQN",
     "WORKAROUNDS",
     "Workaround",
+    "REPLAY_POLL_ENV",
     "apply_all",
     "patch_process_group_backend",
+    "patch_replay_buffer_poll",
     "register_worker_rollout",
     "select_engine_device",
 ]
@@ -71,6 +82,8 @@ CPU_BACKEND = "cpu:gloo"
 HF_ROLLOUT_NAME = "hf"
 HF_ADAPTER_FQN = "cures_verl.verl_adapter.cpu.hf_rollout.HFServerAdapter"
 _PATCH_MARKER = "__cures_cpu_patched__"
+REPLAY_POLL_ENV = "CURES_CPU_REPLAY_POLL_S"
+DEFAULT_REPLAY_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,12 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         "transfer_queue/storage/simple_storage.py:722",
         "config",
         "8 storage units x 1 CPU each hang V1 when unplaceable; use 1 unit and check resources first",
+    ),
+    Workaround(
+        "W7",
+        "verl/trainer/ppo/v1/replay_buffer.py:144,409",
+        "monkeypatch",
+        "the sync replay buffer polls every 2 s (not configurable), the floor of a CPU step; default it to 0.1 s",
     ),
 )
 
@@ -180,9 +199,52 @@ def register_worker_rollout(name: str = HF_ROLLOUT_NAME, adapter_fqn: str = HF_A
     base._ROLLOUT_REGISTRY[key] = adapter_fqn
 
 
+def replay_poll_seconds() -> float:
+    """The replay-buffer poll interval of CPU mode: ``CURES_CPU_REPLAY_POLL_S`` or 0.1 s.
+
+    Raises:
+        ValueError: If the variable is not a positive number.
+    """
+    raw = os.environ.get(REPLAY_POLL_ENV, "")
+    if not raw:
+        return DEFAULT_REPLAY_POLL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise ValueError(f"{REPLAY_POLL_ENV}={raw!r} is invalid: give the poll interval in seconds, a number > 0")
+    return value
+
+
+def patch_replay_buffer_poll() -> None:
+    """W7: default verl V1 ``ReplayBuffer``'s ``poll_interval`` to :func:`replay_poll_seconds` (idempotent).
+
+    Call it in the process that builds the trainer (the TaskRunner actor), after CPU mode is active.
+
+    Raises:
+        ValueError: From :func:`replay_poll_seconds`.
+    """
+    from verl.trainer.ppo.v1 import replay_buffer
+
+    seconds = replay_poll_seconds()
+    init = replay_buffer.ReplayBuffer.__init__
+    original = getattr(init, "__wrapped__", init) if getattr(init, _PATCH_MARKER, False) else init
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("poll_interval", seconds)
+        original(self, *args, **kwargs)
+
+    setattr(__init__, _PATCH_MARKER, True)
+    replay_buffer.ReplayBuffer.__init__ = __init__  # type: ignore[method-assign]
+
+
 def apply_all() -> None:
-    """Apply the code workarounds W1-W3 (the config ones live in ``cpu_profile.yaml``)."""
+    """Apply the code workarounds W1-W3 in every process (W7 is applied by the TaskRunner; the config ones live in
+    ``cpu_profile.yaml``)."""
     patch_process_group_backend()
     select_engine_device()
     register_worker_rollout()
-    logger.debug("CPU mode workarounds applied: %s", ", ".join(w.key for w in WORKAROUNDS if w.kind != "config"))
+    applied = (w.key for w in WORKAROUNDS if w.kind != "config" and w.key != "W7")
+    logger.debug("CPU mode workarounds applied: %s", ", ".join(applied))

@@ -1,4 +1,4 @@
-"""verl still behaves the way CPU mode's workarounds assume (W1-W6 in ``workarounds.py``).
+"""verl still behaves the way CPU mode's workarounds assume (W1-W7 in ``workarounds.py``).
 
 Each test asserts the *upstream* behaviour a workaround exists for. When one fails after a verl upgrade, the
 bug was fixed or the code moved: drop or adapt that workaround, then this test. The tests touch no global
@@ -232,6 +232,69 @@ def test_w6_remote_reward_compute_workers_reserve_one_cpu():
     from verl.experimental.reward_loop.reward_manager.remote import RewardComputeWorker
 
     assert RewardComputeWorker._default_options["num_cpus"] == 1
+
+
+# ----------------------------------------------------------------------------------------- W7 replay-buffer poll
+
+
+def test_w7_sync_replay_buffer_still_polls_every_2_s_and_the_trainer_never_sets_it():
+    from verl.trainer.ppo.v1 import replay_buffer, trainer_base
+
+    if getattr(replay_buffer.ReplayBuffer.__init__, workarounds._PATCH_MARKER, False):
+        pytest.skip("W7 is applied in this process (a CPU-mode test ran earlier in it)")
+    assert inspect.signature(replay_buffer.ReplayBuffer.__init__).parameters["poll_interval"].default == 2.0
+    assert "time.sleep(self.poll_interval)" in inspect.getsource(replay_buffer.ReplayBuffer._wait_for_next_poll)
+    assert "poll_interval" not in inspect.getsource(trainer_base.PPOTrainer._build_replay_buffer)
+
+
+def _replay_buffer(**kwargs):
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+
+    return ReplayBuffer("sync", OmegaConf.create({}), None, "drop", OmegaConf.create({}), **kwargs)
+
+
+def test_w7_patch_shortens_the_default_poll_and_keeps_an_explicit_one(monkeypatch):
+    from verl.trainer.ppo.v1 import replay_buffer
+
+    monkeypatch.setattr(replay_buffer.ReplayBuffer, "__init__", replay_buffer.ReplayBuffer.__init__)
+    monkeypatch.delenv(workarounds.REPLAY_POLL_ENV, raising=False)
+    workarounds.patch_replay_buffer_poll()
+    assert _replay_buffer().poll_interval == pytest.approx(0.1)
+    assert _replay_buffer(poll_interval=3.0).poll_interval == 3.0
+    monkeypatch.setenv(workarounds.REPLAY_POLL_ENV, "0.5")
+    workarounds.patch_replay_buffer_poll()  # idempotent: re-patching wraps the original, not the wrapper
+    assert _replay_buffer().poll_interval == pytest.approx(0.5)
+    assert not getattr(replay_buffer.ReplayBuffer.__init__.__wrapped__, workarounds._PATCH_MARKER, False)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "fast", "nan"])
+def test_w7_refuses_a_poll_interval_that_is_not_a_positive_number(monkeypatch, value):
+    monkeypatch.setenv(workarounds.REPLAY_POLL_ENV, value)
+    with pytest.raises(ValueError, match=workarounds.REPLAY_POLL_ENV):
+        workarounds.replay_poll_seconds()
+
+
+def test_w7_cpu_task_runner_applies_the_patch_before_verls_run(monkeypatch):
+    import ray
+    from verl.trainer.ppo.v1 import replay_buffer
+
+    from cures_verl.verl_adapter.cpu.launch import with_replay_poll_patch
+
+    monkeypatch.setattr(replay_buffer.ReplayBuffer, "__init__", replay_buffer.ReplayBuffer.__init__)
+    monkeypatch.delenv(workarounds.REPLAY_POLL_ENV, raising=False)
+    seen = {}
+
+    class Runner:
+        def run(self, config):
+            seen["config"] = config
+            seen["poll"] = _replay_buffer().poll_interval
+
+    wrapped = with_replay_poll_patch(ray.remote(Runner))
+    runner = wrapped.__ray_actor_class__()  # the class Ray would start, called in-process
+    assert isinstance(runner, Runner)
+    runner.run("cfg")
+    assert seen == {"config": "cfg", "poll": pytest.approx(0.1)}
 
 
 # ----------------------------------------------------------------------------------------- profile reasons
