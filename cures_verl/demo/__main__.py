@@ -192,6 +192,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         keep_checkpoints=args.keep_checkpoints,
         reuse=not args.fresh,
+        report_only=args.report_only,
         budget_rollouts=args.budget_rollouts,
         eval_every_rollouts=args.eval_every_rollouts,
     )
@@ -245,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         "--fresh",
         action="store_true",
         help="rerun runs whose directory already holds a finished run of the same command",
+    )
+    compare.add_argument(
+        "--report-only", action="store_true", help="rebuild results.json, summary.md and figures from finished runs"
     )
     compare.add_argument("--eval-every-rollouts", type=int, help="override every setting's evaluation grid")
     compare.add_argument("--keep-checkpoints", action="store_true", help="keep verl's per-step checkpoints")

@@ -168,7 +168,8 @@ class ArmPlan:
     cold_start_rollouts: int
     train_steps: int
     may_underspend: bool
-    """True when a step can spend less than its nominal budget (``zero_variance=drop``): extra steps run."""
+    """True when a step can spend less than its nominal budget (``zero_variance=drop`` with a
+    ``max_per_prompt``): extra steps run, and the arm is read at the budget."""
     extra_overrides: tuple[str, ...] = ()
 
 
@@ -204,7 +205,9 @@ def plan_arm(overrides: Sequence[str], setting: Setting) -> ArmPlan:
             f"setting {setting.name!r}: the cold start ({cold_rollouts} rollouts) leaves no training step within the "
             f"budget of {setting.budget_rollouts} rollouts; raise budget_rollouts or lower cold_start_rollouts"
         )
-    may_underspend = cfg.allocation.zero_variance == "drop"
+    # under drop a step spends less than its budget only when the kept prompts cannot absorb it within
+    # max_per_prompt (core.allocation.allocate_rollouts); without a maximum the budget is always spent
+    may_underspend = cfg.allocation.zero_variance == "drop" and cfg.allocation.max_per_prompt is not None
     run_train = math.ceil(train_steps * DROP_STEP_MARGIN) if may_underspend else train_steps
     extra: tuple[str, ...] = ()
     if cfg.schedule.mode == "iterations":
@@ -305,12 +308,14 @@ def run_arm(
     timeout_s: float,
     keep_checkpoints: bool = False,
     reuse: bool = True,
+    report_only: bool = False,
 ) -> dict[str, Any]:
     """Train one arm on one seed through verl's trainer, then score the saved policies exactly.
 
     Only the policies the curves read are scored: for each grid point R, the one after the last update within R
     rollouts (plus the initial model). With ``reuse``, a run directory holding a finished run of the same
-    command is read back instead of trained again, so an interrupted comparison resumes where it stopped.
+    command is read back instead of trained again, so an interrupted comparison resumes where it stopped; with
+    ``report_only`` every run is read back whatever its command (nothing is trained).
 
     Raises:
         RuntimeError: If the trainer fails or times out (its log path is named).
@@ -350,10 +355,18 @@ def run_arm(
         f"cures.dump_dir={run_dir / 'cures'}",
     ]
     command_text = " ".join(command) + "\n"
-    if reuse and (run_dir / "run.json").exists() and (run_dir / "command.txt").read_text() == command_text:
+    if report_only:
+        if not (run_dir / "run.json").exists():
+            raise RuntimeError(f"{setting.name}/{arm}/seed {seed}: no finished run in {run_dir} (--report-only)")
+        reuse_any = True
+    else:
+        reuse_any = False
+    if reuse_any or reuse and (run_dir / "run.json").exists() and (run_dir / "command.txt").read_text() == command_text:
         logger.info("reusing %s (same command; pass --fresh to rerun)", run_dir)
         run = dict(json.loads((run_dir / "run.json").read_text()))
         run.setdefault("timing", _timing(run_dir / "metrics.jsonl", None))
+        if is_cures:
+            run.setdefault("curriculum", _curriculum_stats(run_dir, len(population.train)))
         return run
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -406,6 +419,7 @@ def run_arm(
         "grid": _on_grid(points, setting),
         "draws_by_tier": _draws_by_tier(run_dir, population) if is_cures else None,
         "timing": _timing(run_dir / "metrics.jsonl", first_checkpoint_wall),
+        "curriculum": _curriculum_stats(run_dir, len(population.train)) if is_cures else None,
     }
     (run_dir / "run.json").write_text(json.dumps(run, indent=1))
     return run
@@ -471,6 +485,24 @@ def _on_grid(points: list[dict[str, Any]], setting: Setting) -> dict[str, list[f
     }
 
 
+def _curriculum_stats(run_dir: Path, pool_size: int) -> dict[str, float]:
+    """What a CurES arm's training steps drew: the share of the pool ever drawn, the share of groups whose rollouts
+    were all correct or all wrong (no GRPO gradient), and the mean rollouts per drawn prompt."""
+    from cures_verl.plots import load_step_records
+
+    records = [r for r in load_step_records(run_dir / "cures" / "cures_steps.jsonl") if r["phase"] == "train"]
+    drawn = {int(pid) for r in records for pid in r["prompt_ids"]}
+    realised = np.array([a for r in records for a in r["realised_accuracy"]], dtype=np.float64)
+    rollouts = np.array([n for r in records for n in r["rollouts"]], dtype=np.float64)
+    return {
+        "coverage": round(len(drawn) / pool_size, 3),
+        "frac_zero_variance_groups": round(float(np.mean((realised == 0) | (realised == 1))), 3)
+        if realised.size
+        else 0,
+        "mean_rollouts_per_draw": round(float(rollouts.mean()), 2) if rollouts.size else 0.0,
+    }
+
+
 def _draws_by_tier(run_dir: Path, population: Population) -> dict[str, float]:
     from cures_verl.plots import load_step_records
 
@@ -499,6 +531,7 @@ class ComparisonSpec:
     timeout_s: float = 1800.0
     keep_checkpoints: bool = False
     reuse: bool = True
+    report_only: bool = False
     budget_rollouts: int | None = None
     eval_every_rollouts: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -561,6 +594,7 @@ def run_comparison(spec: ComparisonSpec, *, progress: Any = print) -> dict[str, 
                 timeout_s=spec.timeout_s,
                 keep_checkpoints=spec.keep_checkpoints,
                 reuse=spec.reuse,
+                report_only=spec.report_only,
             )
         except RuntimeError as error:
             failures.append(str(error))

@@ -65,10 +65,13 @@ def test_recommended_arm_has_no_cold_start_and_no_iteration_keys():
     assert (plan.cold_start_steps, plan.total_steps, plan.extra_overrides) == (0, 54, ())
 
 
-def test_arm_that_drops_prompts_gets_extra_steps_and_is_read_at_the_budget():
+def test_arm_that_drops_prompts_gets_extra_steps_only_when_a_maximum_can_leave_budget_unspent():
+    # official_code drops zero-variance prompts but has no maximum: the kept prompts absorb the whole budget
     plan = plan_arm(ARMS["official_code"], DEFAULT)
-    assert plan.may_underspend
-    assert plan.total_steps == plan.cold_start_steps + 2 * plan.train_steps
+    assert not plan.may_underspend and plan.total_steps == plan.cold_start_steps + plan.train_steps
+    capped = plan_arm((*ARMS["official_code"], "cures.allocation.max_per_prompt=12"), DEFAULT)
+    assert capped.may_underspend
+    assert capped.total_steps == capped.cold_start_steps + 2 * capped.train_steps
 
 
 def test_custom_arm_overrides_change_the_plan():
