@@ -107,3 +107,25 @@ def test_every_preset_round_trips_through_a_plain_dict(name):
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         CuresConfig().seed = 3  # type: ignore[misc]
+
+
+def test_config_from_command_line_overrides_parses_scalars_and_refuses_unknown_keys():
+    from cures_verl.config import config_from_overrides
+
+    cfg = config_from_overrides(
+        [
+            "data.train_batch_size=16",
+            "cures.preset=recommended",
+            "cures.sampler.temperature=0.5",
+            "cures.allocation.max_per_prompt=null",
+            "cures.schedule.train_on_cold_start=true",
+            "+cures.seed=7",
+        ]
+    )
+    assert cfg is not None and cfg.preset == "recommended"
+    assert cfg.sampler.temperature == 0.5 and cfg.allocation.max_per_prompt is None
+    assert cfg.schedule.train_on_cold_start is True
+    assert cfg.seed == 7 and cfg.schedule.mode == "continuous"  # the preset's own values stay
+    assert config_from_overrides(["cures.enable=false", "cures.preset=paper"]) is None
+    with pytest.raises(ValueError, match="cures.sampler.temprature"):
+        config_from_overrides(["cures.sampler.temprature=0.5"])

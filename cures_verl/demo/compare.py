@@ -366,7 +366,7 @@ def run_arm(
         run = dict(json.loads((run_dir / "run.json").read_text()))
         run.setdefault("timing", _timing(run_dir / "metrics.jsonl", None))
         if is_cures:
-            run.setdefault("curriculum", _curriculum_stats(run_dir, len(population.train)))
+            run["curriculum"] = _curriculum_stats(run_dir, len(population.train))
         return run
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -486,20 +486,22 @@ def _on_grid(points: list[dict[str, Any]], setting: Setting) -> dict[str, list[f
 
 
 def _curriculum_stats(run_dir: Path, pool_size: int) -> dict[str, float]:
-    """What a CurES arm's training steps drew: the share of the pool ever drawn, the share of groups whose rollouts
-    were all correct or all wrong (no GRPO gradient), and the mean rollouts per drawn prompt."""
+    """What a CurES arm's training steps drew: the share of the pool ever drawn, the share of draws that got no
+    rollout (dropped), the share of generated groups whose rollouts were all correct or all wrong (no GRPO
+    gradient), and the mean rollouts per generated group."""
     from cures_verl.plots import load_step_records
 
     records = [r for r in load_step_records(run_dir / "cures" / "cures_steps.jsonl") if r["phase"] == "train"]
     drawn = {int(pid) for r in records for pid in r["prompt_ids"]}
     realised = np.array([a for r in records for a in r["realised_accuracy"]], dtype=np.float64)
     rollouts = np.array([n for r in records for n in r["rollouts"]], dtype=np.float64)
+    generated = rollouts > 0  # under zero_variance=drop a drawn prompt can get no rollout
+    flat = (realised[generated] == 0) | (realised[generated] == 1)
     return {
         "coverage": round(len(drawn) / pool_size, 3),
-        "frac_zero_variance_groups": round(float(np.mean((realised == 0) | (realised == 1))), 3)
-        if realised.size
-        else 0,
-        "mean_rollouts_per_draw": round(float(rollouts.mean()), 2) if rollouts.size else 0.0,
+        "frac_draws_dropped": round(float(np.mean(~generated)), 3) if rollouts.size else 0.0,
+        "frac_zero_variance_groups": round(float(np.mean(flat)), 3) if flat.size else 0.0,
+        "mean_rollouts_per_group": round(float(rollouts[generated].mean()), 2) if generated.any() else 0.0,
     }
 
 
@@ -792,14 +794,16 @@ def markdown_summary(results: Mapping[str, Any], baseline: str = "grpo") -> str:
 # ----------------------------------------------------------------------------------------- figures
 
 
-def plot_comparison(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
-    """One PNG per setting: held-out accuracy vs rollouts and vs wall time, mean and min-max band per arm."""
+def plot_comparison(results: Mapping[str, Any], out_dir: Path, baseline: str = "grpo") -> list[Path]:
+    """One PNG per setting: held-out and training-pool accuracy vs rollouts (mean, min-max band over seeds), each
+    arm's held-out accuracy minus the baseline's on the same seed, and held-out accuracy per run vs wall time."""
     from cures_verl.plots import _pyplot, _save
 
     plt = _pyplot()
     written = []
     for name, entry in results["settings"].items():
-        fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+        fig, axes = plt.subplots(1, 4, figsize=(21, 4.6))
+        base = {r["seed"]: np.array(r["grid"]["heldout"]) for r in entry["arms"].get(baseline, {}).get("runs", [])}
         for arm, data in entry["arms"].items():
             runs = data["runs"]
             if not runs:
@@ -809,29 +813,32 @@ def plot_comparison(results: Mapping[str, Any], out_dir: Path) -> list[Path]:
                 values = np.array([r["grid"][key] for r in runs])
                 line = ax.plot(grid, values.mean(axis=0), label=f"{arm} (n={len(runs)})")[0]
                 ax.fill_between(grid, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
+            paired = [np.array(r["grid"]["heldout"]) - base[r["seed"]] for r in runs if r["seed"] in base]
+            if paired:
+                diff = np.array(paired)
+                axes[2].plot(grid, diff.mean(axis=0), color=line.get_color(), label=arm)
+                axes[2].fill_between(grid, diff.min(axis=0), diff.max(axis=0), color=line.get_color(), alpha=0.12)
             for i, r in enumerate(runs):
-                axes[2].plot(
+                axes[3].plot(
                     np.array(r["curve"]["wall_s"]) / 60,
                     r["curve"]["heldout"],
                     color=line.get_color(),
                     alpha=0.7,
                     label=arm if i == 0 else None,
                 )
-        axes[0].set(
-            xlabel="cumulative rollouts", ylabel="held-out population accuracy (exact)", title=f"{name}: held-out"
-        )
-        axes[1].set(
-            xlabel="cumulative rollouts", ylabel="training-pool accuracy (exact)", title=f"{name}: training pool"
-        )
+        axes[0].set(xlabel="cumulative rollouts", ylabel="held-out population accuracy (exact)", title="held-out")
+        axes[1].set(xlabel="cumulative rollouts", ylabel="training-pool accuracy (exact)", title="training pool")
+        axes[2].axhline(0.0, color="grey", linewidth=1)
         axes[2].set(
-            xlabel="wall time since launch (min)",
-            ylabel="held-out population accuracy (exact)",
-            title=f"{name}: per run vs wall time",
+            xlabel="cumulative rollouts", ylabel=f"held-out accuracy minus {baseline}'s", title="paired by seed"
         )
+        axes[3].set(xlabel="wall time since launch (min)", ylabel="held-out accuracy (exact)", title="per run")
         for ax in axes:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-        fig.suptitle("mean over seeds, band = min..max; accuracy is each problem's exact probability of reward")
+        fig.suptitle(
+            f"{name}: mean over seeds, band = min..max; accuracy = each problem's exact probability of reward",
+        )
         written.append(_save(fig, out_dir / f"{name}.png"))
     return written
 
