@@ -100,26 +100,15 @@ def test_cli_writes_the_figures(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert _is_png(tmp_path / "accuracy_violins.png") and _is_png(tmp_path / "rollouts_vs_accuracy.png")
-    curves = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "plot_curriculum.py"),
-            "curves",
-            "--run",
-            f"GRPO={LOGS / 'grpo.jsonl'}",
-            "--run",
-            f"CurES={LOGS / 'cures.jsonl'}",
-            "--x",
-            "step",
-            "--out",
-            str(tmp_path / "c.png"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    curves = _plot_curves("--x", "step", "--out", str(tmp_path / "c.png"))
     assert curves.returncode == 0, curves.stderr
     assert "ratio" in curves.stdout and _is_png(tmp_path / "c.png")
+
+
+def _plot_curves(*args: str, runs: tuple[str, ...] = ("GRPO=grpo.jsonl", "CurES=cures.jsonl")):
+    named = [item for run in runs for item in ("--run", run.replace("=", f"={LOGS}/", 1))]
+    command = [sys.executable, str(ROOT / "scripts" / "plot_curriculum.py"), "curves", *named, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 def test_curves_against_cumulative_rollouts_count_cold_start_steps(tmp_path):
@@ -137,25 +126,8 @@ def test_curves_against_cumulative_rollouts_count_cold_start_steps(tmp_path):
     metric = "val-core/cures-math500/acc/mean@1"
     cures_steps, cures_values = load_metric_log(LOGS / "cures.jsonl")[metric]
     grpo_steps, grpo_values = load_metric_log(LOGS / "grpo.jsonl")[metric]
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "plot_curriculum.py"),
-            "curves",
-            "--run",
-            f"GRPO={LOGS / 'grpo.jsonl'}",
-            "--run",
-            f"CurES={LOGS / 'cures.jsonl'}",
-            "--steps-log",
-            f"CurES={steps_log}",
-            "--rollouts-per-step",
-            "32",
-            "--out",
-            str(tmp_path / "r.png"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = _plot_curves(
+        "--steps-log", f"CurES={steps_log}", "--rollouts-per-step", "32", "--out", str(tmp_path / "r.png")
     )
     assert out.returncode == 0, out.stderr
     # the printed comparison is in rollouts: the baseline's peak step x 32, and CurES's step through the table
@@ -164,9 +136,5 @@ def test_curves_against_cumulative_rollouts_count_cold_start_steps(tmp_path):
     hit = np.flatnonzero(cures_values >= peak)
     expected_x = f"{table[int(cures_steps[hit[0]])]}" if hit.size else "never"
     assert f"baseline peak {peak:.4f} at rollouts {base_x:g}; reached at rollouts {expected_x}" in out.stdout
-    missing = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "plot_curriculum.py"), "curves", "--run", f"GRPO={LOGS / 'grpo.jsonl'}",
-         "--out", str(tmp_path / "m.png")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    missing = _plot_curves("--out", str(tmp_path / "m.png"), runs=("GRPO=grpo.jsonl",))
     assert missing.returncode != 0 and "--rollouts-per-step" in missing.stderr
