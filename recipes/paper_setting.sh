@@ -49,8 +49,15 @@ NNODES=${NNODES:-1}
 N_GPUS_PER_NODE=${N_GPUS_PER_NODE:-8}
 PROJECT_NAME=${PROJECT_NAME:-cures}
 EXPERIMENT_NAME=${EXPERIMENT_NAME:-${method}-${preset}-$(basename "$MODEL_PATH")}
-CKPT_DIR=${CKPT_DIR:-checkpoints/$PROJECT_NAME/$EXPERIMENT_NAME}
-LOGGER=${LOGGER:-"['console','wandb']"}
+# absolute, so a resume launched from another directory finds the checkpoints instead of starting from scratch
+CKPT_DIR=${CKPT_DIR:-$PWD/checkpoints/$PROJECT_NAME/$EXPERIMENT_NAME}
+# checkpoints kept (older ones are deleted). One FSDP checkpoint holds fp32 weights and Adam's two fp32 moments,
+# about 12 bytes per parameter: about 18.5 GB for the 1.5B model, about 91 GB for the 7B model.
+max_ckpt_to_keep=${MAX_CKPT_TO_KEEP:-3}
+# console + verl's file logger (metrics as JSON lines under $VERL_FILE_LOGGER_ROOT/<project>/<experiment>.jsonl);
+# wandb is opt-in: LOGGER="['console','wandb']" with WANDB_API_KEY set (checked before any worker starts)
+LOGGER=${LOGGER:-"['console','file']"}
+export VERL_FILE_LOGGER_ROOT=${VERL_FILE_LOGGER_ROOT:-$PWD/logs}
 # our math-verify reward (process-isolated timeouts; docs/reward.md)
 REWARD_PATH=${REWARD_PATH:-$(python3 -c 'import cures_verl.reward.math_verify as m; print(m.__file__)')}
 
@@ -116,4 +123,5 @@ python3 -m cures_verl.main \
     trainer.val_before_train=true \
     trainer.test_freq=5 \
     trainer.save_freq=50 \
+    trainer.max_actor_ckpt_to_keep="$max_ckpt_to_keep" \
     "$@"

@@ -8,13 +8,15 @@ Adopting CurES in an existing verl run is one change: launch ``python -m cures_v
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from cures_verl.verl_adapter.hydra_config import CONFIG_DIR, CONFIG_NAME, cures_config_from, register_resolvers
 
-__all__ = ["main", "run"]
+__all__ = ["check_logger_credentials", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,32 @@ def _resolve_cures_block(config: DictConfig) -> None:
     config.cures = OmegaConf.create(resolved)
 
 
+def check_logger_credentials(config: DictConfig, environ: dict[str, str] | None = None) -> None:
+    """Refuse ``trainer.logger`` with ``wandb`` when no credentials are available, before any worker starts (verl
+    would otherwise fail minutes into a run, when its tracker is created).
+
+    Credentials: ``WANDB_API_KEY``, ``WANDB_MODE=offline|disabled``, or an ``api.wandb.ai`` entry in ``~/.netrc``
+    (what ``wandb login`` writes).
+
+    Raises:
+        ValueError: Naming ``trainer.logger`` and the fixes.
+    """
+    env = dict(os.environ if environ is None else environ)
+    loggers = OmegaConf.select(config, "trainer.logger", default=[]) or []
+    loggers = [loggers] if isinstance(loggers, str) else list(loggers)
+    if "wandb" not in loggers:
+        return
+    if env.get("WANDB_API_KEY") or env.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return
+    netrc = Path(env.get("NETRC", Path(env.get("HOME", str(Path.home()))) / ".netrc"))
+    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="replace"):
+        return
+    raise ValueError(
+        f"trainer.logger={loggers} includes wandb but no wandb credentials were found (WANDB_API_KEY, "
+        "WANDB_MODE=offline, or `wandb login`); set one of them, or log with trainer.logger=['console','file']"
+    )
+
+
 def run(config: DictConfig) -> None:
     """Train with the composed ``config`` (what ``main`` does after Hydra composed it).
 
@@ -35,6 +63,7 @@ def run(config: DictConfig) -> None:
     mode cannot run and for Ray resources that would make verl hang (docs/cpu_mode.md).
     """
     cures = cures_config_from(config)
+    check_logger_credentials(config)
     _resolve_cures_block(config)
     from cures_verl.verl_adapter.compat import check_verl_version
 

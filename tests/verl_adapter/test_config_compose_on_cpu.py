@@ -91,6 +91,10 @@ def test_every_gpu_recipe_composes_with_the_papers_setting(script):
     size = "7B" if "7b" in script else "1.5B"
     assert cfg["actor_rollout_ref"]["model"]["path"] == f"Qwen/Qwen2.5-Math-{size}"
     assert cfg["data"]["train_files"] == ["/data/placeholder/numina_math.parquet"]
+    # no API key needed by default; a bounded number of checkpoints; a directory that does not depend on the cwd
+    assert cfg["trainer"]["logger"] == ["console", "file"]
+    assert cfg["trainer"]["max_actor_ckpt_to_keep"] == 3
+    assert Path(cfg["trainer"]["default_local_dir"]).is_absolute()
     if script.startswith("cures"):
         assert cures.enable and cures.schedule.num_iterations == 15 and cures.schedule.steps_per_iteration == 10
         assert cures.schedule.cold_start_rollouts == 4 and cures.schedule.split == "field"
@@ -125,3 +129,17 @@ def test_the_adapter_refuses_screening_naming_the_key_and_accepts_the_default():
         check_trainer_config(cfg, cures)
     default = _compose()
     check_trainer_config(default, cures_config_from(default))
+
+
+def test_wandb_without_credentials_is_refused_before_any_worker_starts(tmp_path):
+    from cures_verl.verl_adapter.main import check_logger_credentials
+
+    wandb = OmegaConf.create({"trainer": {"logger": ["console", "wandb"]}})
+    home = {"HOME": str(tmp_path)}
+    with pytest.raises(ValueError, match=r"trainer.logger=\['console', 'wandb'\] includes wandb"):
+        check_logger_credentials(wandb, home)
+    check_logger_credentials(wandb, {**home, "WANDB_API_KEY": "k"})
+    check_logger_credentials(wandb, {**home, "WANDB_MODE": "offline"})
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password k\n")
+    check_logger_credentials(wandb, home)
+    check_logger_credentials(OmegaConf.create({"trainer": {"logger": ["console", "file"]}}), {"HOME": "/nonexistent"})
