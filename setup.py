@@ -18,13 +18,20 @@ EXTRAS = {
     # verl's trainer needs the verl-core extra (cachetools, TransferQueue); plain `verl` cannot import it.
     "verl": [f"verl[verl-core]=={VERL_PIN}", "hydra-core>=1.3", "omegaconf>=2.3"],
     "math": ["math-verify>=0.8"],
-    # vLLM rollout on GPUs, through verl's own pins (torch 2.11 CUDA build).
-    "gpu": [f"verl[verl-core,vllm]=={VERL_PIN}", "hydra-core>=1.3", "math-verify>=0.8"],
     "plot": ["matplotlib>=3.7"],
     "data": ["pyarrow>=15", "datasets>=2.14", "tqdm>=4.60"],
     # lint tools pinned: a newer ruff formats differently and would turn CI red on unchanged code
     "test": ["pytest>=8", "hypothesis>=6.100", "ruff==0.17.6", "mypy==2.4.1"],
 }
+# vLLM rollout on GPUs, through verl's own pins (torch 2.11 CUDA build), plus what the GPU workflow runs besides
+# training: data preparation and the plots (scripts/prepare_data.py, scripts/plot_curriculum.py).
+EXTRAS["gpu"] = [
+    f"verl[verl-core,vllm]=={VERL_PIN}",
+    "hydra-core>=1.3",
+    "math-verify>=0.8",
+    *EXTRAS["plot"],
+    *EXTRAS["data"],
+]
 EXTRAS["all"] = sorted({req for name in ("verl", "math", "plot", "data", "test") for req in EXTRAS[name]})
 
 setup(

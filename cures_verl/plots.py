@@ -153,7 +153,13 @@ def steps_to_peak(baseline: tuple[np.ndarray, np.ndarray], method: tuple[np.ndar
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise ImportError(
+            "plotting needs matplotlib: pip install 'cures-verl[plot]' (the gpu and all extras include it), "
+            "or pip install matplotlib"
+        ) from error
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
