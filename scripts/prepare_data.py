@@ -119,6 +119,7 @@ def _prepare_one(name: str, args: argparse.Namespace, output: Path, input_paths:
         num_subsets=getattr(args, "num_subsets", None),
         subset_seed=getattr(args, "subset_seed", 0),
         allow_bad_rows=args.allow_bad_rows,
+        index_offset=getattr(args, "index_offset", 0),
     )
     return build_dataset(inputs, options, output)
 
@@ -176,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("name", help=f"short name; known: {', '.join(DATASETS)}")
     dataset.add_argument("--input", action="append", help="local .jsonl/.json/.parquet file (repeatable)")
     dataset.add_argument("--output", help="output .parquet (default: data/<name>.parquet)")
+    dataset.add_argument(
+        "--index-offset",
+        type=int,
+        default=0,
+        help="first extra_info.index (default: 0); give files trained together disjoint ranges, e.g. the row count "
+        "of the files before it",
+    )
     dataset.add_argument("--format", choices=sorted(SOURCE_FORMATS), help="source format (default: the registry's)")
     dataset.add_argument("--split", choices=("train", "test"), help="extra_info.split (default: the registry's)")
     dataset.add_argument("--subsets", help="numina_math from the Hub: which subsets, e.g. '1-15' (default all)")

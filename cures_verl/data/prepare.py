@@ -88,6 +88,9 @@ class PrepareOptions:
         num_subsets: Split the (single) dataset into this many curriculum subsets; ``None`` for no split.
         subset_seed: Seed of that split.
         allow_bad_rows: Keep the good rows instead of failing when some rows are bad.
+        index_offset: First ``extra_info.index``; rows are numbered ``index_offset, index_offset + 1, ...``. Give
+            files trained together (several ``data.train_files``) disjoint ranges, e.g. the previous file's row
+            count, so CurES's per-prompt ids stay unique.
     """
 
     dataset_name: str
@@ -100,6 +103,11 @@ class PrepareOptions:
     num_subsets: int | None = None
     subset_seed: int = 0
     allow_bad_rows: bool = False
+    index_offset: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.index_offset, bool) or not isinstance(self.index_offset, int) or self.index_offset < 0:
+            raise ValueError(f"index_offset={self.index_offset!r} is invalid: give a non-negative integer")
 
 
 @dataclass(frozen=True)
@@ -275,7 +283,7 @@ def prepare_rows(inputs: Sequence[SourceInput], options: PrepareOptions) -> Prep
                 "ability": ABILITY,
                 "reward_model": {"style": REWARD_STYLE, "ground_truth": example.ground_truth},
                 "extra_info": {
-                    "index": index,
+                    "index": options.index_offset + index,
                     "split": options.split,
                     "source": example.source,
                     "source_row": example.source_row,

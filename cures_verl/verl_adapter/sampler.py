@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from cures_verl.core import CurriculumSampler, StepPlan
 
-__all__ = ["CuresBatchSampler", "PromptIndex", "read_extra_info_field"]
+__all__ = ["CuresBatchSampler", "PromptIndex", "index_collision_hint", "read_extra_info_field"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,41 @@ def read_extra_info_field(dataframe: Any, field: str) -> NDArray[Any]:
         )
     values = np.asarray(flat.with_format("numpy")[column])
     return values
+
+
+def index_collision_hint(train_files: Any) -> str:
+    """Which of several training files share ``extra_info.index`` values, and how to fix it ("" if none do).
+
+    Each prepared file numbers its rows from 0 unless given an offset, so two files trained together collide.
+
+    Example:
+        >>> index_collision_hint(["only_one.parquet"])
+        ''
+    """
+    files = [str(f) for f in ([train_files] if isinstance(train_files, str) else list(train_files or []))]
+    if len(files) < 2:
+        return ""
+    import pyarrow.parquet as pq
+
+    ids = {}
+    for path in files:
+        info = pq.read_table(path, columns=["extra_info"]).column("extra_info").to_pylist()
+        ids[path] = {row.get("index") for row in info if isinstance(row, dict)}
+    clashes = []
+    for i, first in enumerate(files):
+        for second in files[i + 1 :]:
+            shared = ids[first] & ids[second]
+            if shared:
+                clashes.append(f"{first} and {second} share {len(shared)} ids ({min(shared)}..{max(shared)})")
+    if not clashes:
+        return ""
+    sizes = [len(ids[f]) for f in files]
+    offsets = [sum(sizes[:k]) for k in range(len(files))]
+    return (
+        f"; the training files collide: {'; '.join(clashes)}. Prepare them with disjoint id ranges, e.g. "
+        + ", ".join(f"{f}: --index-offset {o}" for f, o in zip(files, offsets, strict=True))
+        + " (python scripts/prepare_data.py dataset ... --index-offset N)"
+    )
 
 
 class PromptIndex:

@@ -41,7 +41,12 @@ from cures_verl.core import CurriculumSampler, StepPlan, advantage_weights
 from cures_verl.verl_adapter import metrics as cures_metrics
 from cures_verl.verl_adapter.hydra_config import cures_config_from
 from cures_verl.verl_adapter.priors import prior_accuracy_for
-from cures_verl.verl_adapter.sampler import CuresBatchSampler, PromptIndex, read_extra_info_field
+from cures_verl.verl_adapter.sampler import (
+    CuresBatchSampler,
+    PromptIndex,
+    index_collision_hint,
+    read_extra_info_field,
+)
 
 __all__ = ["CuresTrainer", "check_trainer_config"]
 
@@ -145,7 +150,10 @@ class CuresTrainer(PPOTrainerSync):
         # counts; we keep all of it and replace only the training loader's sampler.
         super()._init_dataloader()
         cfg = self.cures_config
-        index = PromptIndex(read_extra_info_field(self.train_dataset.dataframe, "index"))
+        try:
+            index = PromptIndex(read_extra_info_field(self.train_dataset.dataframe, "index"))
+        except ValueError as error:
+            raise ValueError(f"{error}{index_collision_hint(self.config.data.train_files)}") from error
         frame = self.train_dataset.dataframe
 
         def column(field: str, key: str) -> np.ndarray:

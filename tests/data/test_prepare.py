@@ -304,3 +304,13 @@ def test_prepared_rows_always_pass_schema_validation(pairs: list[tuple[str, int]
     assert validate_prepared_rows(out.rows) == []
     assert [r["extra_info"]["index"] for r in out.rows] == list(range(len(records)))
     assert [r["extra_info"]["source_row"] for r in out.rows] == list(range(len(records)))
+
+
+def test_index_offset_gives_files_trained_together_disjoint_ids() -> None:
+    records = [{"problem": f"p{i}", "answer": i} for i in range(5)]
+    first = prepare_rows([SourceInput(name="a", records=records)], _options("a", "deepscaler"))
+    second = prepare_rows([SourceInput(name="b", records=records)], _options("b", "deepscaler", index_offset=5))
+    assert [r["extra_info"]["index"] for r in second.rows] == [5, 6, 7, 8, 9]
+    assert validate_prepared_rows(first.rows + second.rows) == []
+    with pytest.raises(ValueError, match="index_offset=-1 is invalid"):
+        _options("b", "deepscaler", index_offset=-1)

@@ -167,3 +167,26 @@ def test_an_earlier_runs_posterior_becomes_the_prior_by_stable_id(assets, tmp_pa
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     np.testing.assert_allclose(prior_accuracy_for(ids, out), expected)
+
+
+def test_two_training_files_with_the_same_ids_are_refused_naming_files_and_offsets(assets, tmp_path):
+    from cures_verl.verl_adapter.sampler import index_collision_hint
+
+    built, _ = assets
+    frame = pd.read_parquet(built.train_parquet)  # ids 0..39
+    first, second, third = tmp_path / "a.parquet", tmp_path / "b.parquet", tmp_path / "c.parquet"
+    frame.to_parquet(first)
+    frame.to_parquet(second)
+    shifted = frame.copy()
+    shifted["extra_info"] = [dict(info, index=int(info["index"]) + 40) for info in frame["extra_info"]]
+    shifted.to_parquet(third)
+    both = pd.concat([frame, frame], ignore_index=True)
+    with pytest.raises(ValueError, match="extra_info.index must be unique") as error:
+        PromptIndex(both["extra_info"].map(lambda info: info["index"]).to_numpy())
+    hint = index_collision_hint([str(first), str(second)])
+    message = f"{error.value}{hint}"
+    assert f"{first} and {second} share 40 ids (0..39)" in message
+    assert f"{first}: --index-offset 0, {second}: --index-offset 40" in message
+    # disjoint files, or a single file, need no hint
+    assert index_collision_hint([str(first), str(third)]) == ""
+    assert index_collision_hint(str(first)) == ""
