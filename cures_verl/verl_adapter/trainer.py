@@ -88,6 +88,27 @@ def check_trainer_config(config: DictConfig, cures: CuresConfig) -> None:
         )
     if config.trainer.v1.sampler.get("sync_refill_failed_groups", False):
         problems.append("trainer.v1.sampler.sync_refill_failed_groups=true is not supported with CurES")
+    strategy = OmegaConf.select(config, "actor_rollout_ref.actor.strategy", default=None)
+    if strategy not in ("fsdp", "fsdp2"):
+        problems.append(
+            f"actor_rollout_ref.actor.strategy={strategy} (model_engine={config.get('model_engine')}): CurES is tested "
+            "with verl's FSDP engines only (model_engine=dp, strategy fsdp or fsdp2); Megatron, TorchTitan and VeOmni "
+            "are not supported yet"
+        )
+    if cures.allocation.grad_std == "gradient_norms":
+        problems.append(
+            "cures.allocation.grad_std=gradient_norms: the verl adapter does not collect per-prompt gradient-norm "
+            "statistics (Eq. 21 needs them; core/benchmark only), so the first allocation would fail; use "
+            "cures.allocation.grad_std=accuracy"
+        )
+    if cures.allocation.min_per_prompt < 2 and config.algorithm.adv_estimator != "gae":
+        # verl 0.9.1 core_algos.py:315-317: a group of one rollout gets mean 0 and std 1, i.e. its raw reward as
+        # advantage, not a group-relative one
+        problems.append(
+            f"cures.allocation.min_per_prompt={cures.allocation.min_per_prompt} with "
+            f"algorithm.adv_estimator={config.algorithm.adv_estimator}: a prompt with one rollout would get its raw "
+            "reward as advantage (verl's group estimators need 2 rollouts); set cures.allocation.min_per_prompt=2"
+        )
     if cures.sampler.screening_rollouts > 0:
         # A screened step needs two generation rounds (screen, then continue the kept prompts), and verl 0.9.1's V1
         # trainer generates once per step (trainer_sync.py's step); the option exists for the core and the benchmark.

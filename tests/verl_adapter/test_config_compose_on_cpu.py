@@ -143,3 +143,25 @@ def test_wandb_without_credentials_is_refused_before_any_worker_starts(tmp_path)
     (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password k\n")
     check_logger_credentials(wandb, home)
     check_logger_credentials(OmegaConf.create({"trainer": {"logger": ["console", "file"]}}), {"HOME": "/nonexistent"})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model_engine=megatron"], r"actor_rollout_ref.actor.strategy=megatron .*not supported"),
+        (
+            ["cures.allocation.grad_std=gradient_norms"],
+            r"cures.allocation.grad_std=gradient_norms: .*grad_std=accuracy",
+        ),
+        (["cures.allocation.min_per_prompt=1"], r"min_per_prompt=1 with algorithm.adv_estimator=grpo: .*raw"),
+    ],
+)
+def test_the_adapter_refuses_settings_it_cannot_honour_before_any_worker_starts(overrides, message):
+    from cures_verl.verl_adapter.trainer import check_trainer_config
+
+    cfg = _compose(["algorithm.adv_estimator=grpo", *overrides])
+    with pytest.raises(ValueError, match=message):
+        check_trainer_config(cfg, cures_config_from(cfg))
+    # with GAE (no groups) a single rollout per prompt is fine
+    gae = _compose(["algorithm.adv_estimator=gae", "cures.allocation.min_per_prompt=1"])
+    check_trainer_config(gae, cures_config_from(gae))
