@@ -5,9 +5,9 @@
 #
 # Equal rollouts: the paper arm's schedule (T x M training steps plus a cold start over every subset) fixes the
 # budget; scripts/equal_rollouts.py reads the subset sizes from the training file and gives the steps a full-budget
-# arm needs to spend the same rollouts (GRPO and recommended run that many steps). official_code drops
-# zero-variance prompts and can spend less per step than its nominal budget (its curve is plotted by its actual
-# cumulative rollouts, from its cures_steps.jsonl).
+# arm needs to spend the same rollouts (GRPO and recommended run that many steps). official_code runs the paper's
+# schedule too: it drops zero-variance prompts, but without a max_per_prompt the kept prompts absorb the whole
+# budget, so it spends what paper spends (curves are placed by each run's actual rollouts, from cures_steps.jsonl).
 #
 # Usage: MODEL_PATH=... DATA_DIR=~/data/cures bash recipes/compare_1.5b.sh [hydra overrides for every arm...]
 #        ARMS="grpo paper" bash recipes/compare_1.5b.sh          # a subset of the arms
