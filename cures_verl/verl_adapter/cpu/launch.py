@@ -211,9 +211,12 @@ def with_replay_poll_patch(task_runner_class: Any) -> Any:
     base = task_runner_class.__ray_actor_class__
 
     def run(self: Any, config: Any) -> Any:
+        from omegaconf import OmegaConf
+
         from .workarounds import patch_replay_buffer_poll
 
-        patch_replay_buffer_poll()
+        determinism = bool(OmegaConf.select(config, "actor_rollout_ref.rollout.full_determinism", default=False))
+        patch_replay_buffer_poll(full_determinism=determinism)
         return base.run(self, config)
 
     subclass = type(f"Cpu{base.__name__}", (base,), {"run": run, "__module__": __name__})

@@ -45,7 +45,8 @@ Configuration workarounds (keys in ``cpu_profile.yaml``, recorded here so the up
     the poll; on CPU a tiny model generates in well under a second, so every step waited for the next 2 s
     boundary (``timing_s/gen`` was 2.0 or 4.0 s). The patch makes the default ``CURES_CPU_REPLAY_POLL_S``
     (0.1 s unless set); an explicit ``poll_interval`` is passed through. It changes when the trainer notices
-    finished rollouts, never what is trained.
+    finished rollouts, never what is trained; with ``rollout.full_determinism=true`` verl's poll is kept, so the
+    batch order (and with it every digit) repeats.
 
 ``tests/verl_adapter/cpu/test_upstream_workarounds.py`` asserts that verl still behaves as described, so each
 test fails (and its workaround can go) when upstream changes.
@@ -217,16 +218,23 @@ def replay_poll_seconds() -> float:
     return value
 
 
-def patch_replay_buffer_poll() -> None:
+def patch_replay_buffer_poll(*, full_determinism: bool = False) -> None:
     """W7: default verl V1 ``ReplayBuffer``'s ``poll_interval`` to :func:`replay_poll_seconds` (idempotent).
 
-    Call it in the process that builds the trainer (the TaskRunner actor), after CPU mode is active.
+    Call it in the process that builds the trainer (the TaskRunner actor), after CPU mode is active. With
+    ``full_determinism`` (``actor_rollout_ref.rollout.full_determinism=true``) and no ``CURES_CPU_REPLAY_POLL_S``
+    set, verl's 2 s poll is kept: a short poll adds finished trajectories to the batch in the order they arrive,
+    so two identical runs could see their batch in a different order (and differ in the last digits), while with
+    the 2 s poll every rollout of a CPU step has finished at the first poll, as in verl.
 
     Raises:
         ValueError: From :func:`replay_poll_seconds`.
     """
     from verl.trainer.ppo.v1 import replay_buffer
 
+    if full_determinism and not os.environ.get(REPLAY_POLL_ENV):
+        logger.info("W7 not applied: rollout.full_determinism=true keeps verl's 2 s replay-buffer poll")
+        return
     seconds = replay_poll_seconds()
     init = replay_buffer.ReplayBuffer.__init__
     original = getattr(init, "__wrapped__", init) if getattr(init, _PATCH_MARKER, False) else init

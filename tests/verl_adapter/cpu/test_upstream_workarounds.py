@@ -293,8 +293,23 @@ def test_w7_cpu_task_runner_applies_the_patch_before_verls_run(monkeypatch):
     wrapped = with_replay_poll_patch(ray.remote(Runner))
     runner = wrapped.__ray_actor_class__()  # the class Ray would start, called in-process
     assert isinstance(runner, Runner)
-    runner.run("cfg")
-    assert seen == {"config": "cfg", "poll": pytest.approx(0.1)}
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"full_determinism": False}}})
+    runner.run(config)
+    assert seen == {"config": config, "poll": pytest.approx(0.1)}
+
+
+def test_w7_keeps_verls_poll_under_full_determinism_unless_asked(monkeypatch):
+    from verl.trainer.ppo.v1 import replay_buffer
+
+    monkeypatch.setattr(replay_buffer.ReplayBuffer, "__init__", replay_buffer.ReplayBuffer.__init__)
+    monkeypatch.delenv(workarounds.REPLAY_POLL_ENV, raising=False)
+    workarounds.patch_replay_buffer_poll(full_determinism=True)
+    assert _replay_buffer().poll_interval == 2.0
+    monkeypatch.setenv(workarounds.REPLAY_POLL_ENV, "0.2")
+    workarounds.patch_replay_buffer_poll(full_determinism=True)
+    assert _replay_buffer().poll_interval == pytest.approx(0.2)
 
 
 # ----------------------------------------------------------------------------------------- profile reasons
