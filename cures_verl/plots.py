@@ -34,6 +34,7 @@ import numpy as np
 __all__ = [
     "PeakComparison",
     "cumulative_rollouts",
+    "draws_by_bucket",
     "load_metric_log",
     "load_step_records",
     "plot_accuracy_by_bucket",
@@ -111,6 +112,25 @@ def cumulative_rollouts(records: Sequence[Mapping[str, Any]]) -> dict[int, int]:
         total += int(sum(record["rollouts"]))
         out[int(record["global_step"])] = total
     return out
+
+
+def draws_by_bucket(records: Sequence[Mapping[str, Any]], bucket_of: Mapping[int, str]) -> dict[str, tuple[int, int]]:
+    """``{bucket: (draws, rollouts)}`` over the training steps of a run's records, a prompt's bucket looked up by its
+    stable id (e.g. the demo's difficulty tier); cold-start steps are left out.
+
+    Example:
+        >>> rec = [{"phase": "train", "prompt_ids": [0, 1, 0], "rollouts": [2, 6, 4]}, {"phase": "cold_start"}]
+        >>> draws_by_bucket(rec, {0: "easy", 1: "hard"})
+        {'easy': (2, 6), 'hard': (1, 6)}
+    """
+    out: dict[str, tuple[int, int]] = {}
+    for record in records:
+        if record["phase"] != "train":
+            continue
+        for pid, n in zip(record["prompt_ids"], record["rollouts"], strict=True):
+            draws, rollouts = out.get(bucket_of[int(pid)], (0, 0))
+            out[bucket_of[int(pid)]] = (draws + 1, rollouts + int(n))
+    return dict(sorted(out.items()))
 
 
 @dataclass(frozen=True)

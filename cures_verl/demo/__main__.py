@@ -98,6 +98,7 @@ def _summarise(records_path: Path, plots: Path, train_parquet: Path) -> dict:
     import pyarrow.parquet as pq
 
     from cures_verl.plots import (
+        draws_by_bucket,
         load_step_records,
         plot_accuracy_by_bucket,
         plot_accuracy_violins,
@@ -116,12 +117,7 @@ def _summarise(records_path: Path, plots: Path, train_parquet: Path) -> dict:
     plot_rollouts_vs_accuracy(records, plots / "rollouts_vs_accuracy.png")
     plot_accuracy_violins(records, plots / "accuracy_distribution.png")
     plot_calibration(records, plots / "calibration.png")
-    drawn: dict[str, list[int]] = {}
-    for record in train_records:
-        for pid, n in zip(record["prompt_ids"], record["rollouts"], strict=True):
-            counts = drawn.setdefault(tier[int(pid)], [0, 0])
-            counts[0] += 1
-            counts[1] += n
+    drawn = draws_by_bucket(records, tier)
     total = sum(v[0] for v in drawn.values())
     corr = [r["metrics"].get("posterior/pred_realised_rank_corr") for r in train_records]
     corr = [c for c in corr if c is not None]

@@ -34,13 +34,14 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cures_verl.config import CuresConfig, config_from_overrides
+from cures_verl.config import config_from_overrides
+from cures_verl.core.schedule import Schedule
 from cures_verl.watchdog import RunTimeout, run_with_watchdog
 
 from .assets import DemoAssets, build_demo_assets
@@ -173,10 +174,6 @@ class ArmPlan:
     extra_overrides: tuple[str, ...] = ()
 
 
-def _cures_config(overrides: Sequence[str]) -> CuresConfig | None:
-    return config_from_overrides(overrides)
-
-
 def plan_arm(overrides: Sequence[str], setting: Setting) -> ArmPlan:
     """Trainer steps that make an arm spend ``setting.budget_rollouts``, cold-start rollouts included.
 
@@ -194,10 +191,14 @@ def plan_arm(overrides: Sequence[str], setting: Setting) -> ArmPlan:
         54
     """
     step = setting.step_rollouts
-    cfg = _cures_config(overrides)
+    cfg = config_from_overrides(overrides)
     if cfg is None:
         return ArmPlan(setting.budget_rollouts // step, 0, 0, setting.budget_rollouts // step, False)
-    cold_steps = -(-setting.num_prompts // setting.batch_size) if cfg.schedule.cold_start_rollouts else 0
+    # the whole pool is one subset (one iteration, or the continuous schedule's single pool)
+    pool = Schedule(
+        setting.num_prompts, setting.batch_size, replace(cfg.schedule, num_iterations=1, split="contiguous")
+    )
+    cold_steps = pool.num_cold_start_steps(0)
     cold_rollouts = cold_steps * setting.batch_size * cfg.schedule.cold_start_rollouts
     train_steps = (setting.budget_rollouts - cold_rollouts) // step
     if train_steps < 1:
@@ -278,18 +279,22 @@ class Population:
 # ----------------------------------------------------------------------------------------- one run
 
 
-def _step_rollouts(run_dir: Path, steps: int, setting: Setting, is_cures: bool) -> np.ndarray:
-    """Rollouts spent at each trainer step 1..steps: from the CurES step records, or a full step for GRPO."""
-    if not is_cures:
-        # plain verl GRPO (no filtering, no refill): every step generates batch_size x rollout_n responses
-        return np.full(steps, setting.step_rollouts, dtype=np.int64)
+def _step_records(run_dir: Path, is_cures: bool) -> list[dict[str, Any]]:
+    """The run's per-step CurES records (``cures.dump_dir``); none for plain GRPO."""
     from cures_verl.plots import load_step_records
 
-    records = load_step_records(run_dir / "cures" / "cures_steps.jsonl")
-    spent = np.zeros(steps, dtype=np.int64)
-    for record in records:
-        spent[int(record["global_step"]) - 1] = int(sum(record["rollouts"]))
-    return spent
+    return load_step_records(run_dir / "cures" / "cures_steps.jsonl") if is_cures else []
+
+
+def _cumulative_rollouts(records: list[dict[str, Any]], steps: int, setting: Setting) -> np.ndarray:
+    """Rollouts spent in steps 1..k for k = 0..steps: from the CurES step records, or full steps for plain GRPO
+    (no filtering, no refill: every step generates batch_size x rollout_n responses)."""
+    if not records:
+        return np.arange(steps + 1, dtype=np.int64) * setting.step_rollouts
+    from cures_verl.plots import cumulative_rollouts
+
+    table = cumulative_rollouts(records)
+    return np.array([table[k] for k in range(steps + 1)], dtype=np.int64)
 
 
 def _checkpoint_wall(ckpt_dir: Path, step: int, started: float) -> float:
@@ -326,7 +331,7 @@ def run_arm(
     plan = plan_arm(overrides, setting)
     run_dir = out / setting.name / arm / f"seed_{seed}"
     ckpt = run_dir / "checkpoints"
-    is_cures = _cures_config(overrides) is not None
+    is_cures = config_from_overrides(overrides) is not None
     command = [
         sys.executable,
         "-m",
@@ -355,18 +360,15 @@ def run_arm(
         f"cures.dump_dir={run_dir / 'cures'}",
     ]
     command_text = " ".join(command) + "\n"
-    if report_only:
-        if not (run_dir / "run.json").exists():
-            raise RuntimeError(f"{setting.name}/{arm}/seed {seed}: no finished run in {run_dir} (--report-only)")
-        reuse_any = True
-    else:
-        reuse_any = False
-    if reuse_any or reuse and (run_dir / "run.json").exists() and (run_dir / "command.txt").read_text() == command_text:
-        logger.info("reusing %s (same command; pass --fresh to rerun)", run_dir)
+    finished = (run_dir / "run.json").exists()
+    if report_only and not finished:
+        raise RuntimeError(f"{setting.name}/{arm}/seed {seed}: no finished run in {run_dir} (--report-only)")
+    if report_only or (reuse and finished and (run_dir / "command.txt").read_text() == command_text):
+        logger.info("reusing %s (same command, or --report-only; pass --fresh to rerun)", run_dir)
         run = dict(json.loads((run_dir / "run.json").read_text()))
         run.setdefault("timing", _timing(run_dir / "metrics.jsonl", None))
         if is_cures:
-            run["curriculum"] = _curriculum_stats(run_dir, len(population.train))
+            run["curriculum"] = _curriculum_stats(_step_records(run_dir, is_cures), len(population.train))
         return run
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -390,8 +392,8 @@ def run_arm(
     first_checkpoint_wall = _checkpoint_wall(ckpt, 1, started)
 
     tokenizer = build_tokenizer(9 * MAX_OPERANDS)
-    spent = _step_rollouts(run_dir, plan.total_steps, setting, is_cures)
-    cumulative = np.concatenate([[0], np.cumsum(spent)])
+    records = _step_records(run_dir, is_cures)
+    cumulative = _cumulative_rollouts(records, plan.total_steps, setting)
     points = [dict(step=0, rollouts=0, wall_s=0.0, **population.score(assets.model_dir, tokenizer))]
     for step in _steps_to_score(cumulative, setting):
         path = ckpt / f"global_step_{step}" / "actor" / "huggingface"
@@ -413,13 +415,13 @@ def run_arm(
         "rollouts_at_final": final["rollouts"],
         "budget_reached": bool(final["rollouts"] + setting.step_rollouts > setting.budget_rollouts),
         "trainer_steps": plan.total_steps,
-        "updates": _updates_until(run_dir, final["step"], is_cures),
+        "updates": _updates_until(records, final["step"]),
         "train_wall_s": round(train_wall, 1),
         "curve": {key: [p[key] for p in points] for key in points[0]},
         "grid": _on_grid(points, setting),
-        "draws_by_tier": _draws_by_tier(run_dir, population) if is_cures else None,
+        "draws_by_tier": _draws_by_tier(records, population) if is_cures else None,
         "timing": _timing(run_dir / "metrics.jsonl", first_checkpoint_wall),
-        "curriculum": _curriculum_stats(run_dir, len(population.train)) if is_cures else None,
+        "curriculum": _curriculum_stats(records, len(population.train)) if is_cures else None,
     }
     (run_dir / "run.json").write_text(json.dumps(run, indent=1))
     return run
@@ -462,13 +464,11 @@ def _timing(metrics_path: Path, first_checkpoint_wall: float | None) -> dict[str
     return out
 
 
-def _updates_until(run_dir: Path, step: int, is_cures: bool) -> int:
-    """Policy updates in trainer steps 1..step (CurES's cold-start steps do not update)."""
-    if not is_cures:
+def _updates_until(records: list[dict[str, Any]], step: int) -> int:
+    """Policy updates in trainer steps 1..step: every step for plain GRPO (no records), the training steps of a
+    CurES run (its cold-start steps do not update)."""
+    if not records:
         return step
-    from cures_verl.plots import load_step_records
-
-    records = load_step_records(run_dir / "cures" / "cures_steps.jsonl")
     return sum(1 for r in records if r["phase"] == "train" and int(r["global_step"]) <= step)
 
 
@@ -485,13 +485,11 @@ def _on_grid(points: list[dict[str, Any]], setting: Setting) -> dict[str, list[f
     }
 
 
-def _curriculum_stats(run_dir: Path, pool_size: int) -> dict[str, float]:
+def _curriculum_stats(records: list[dict[str, Any]], pool_size: int) -> dict[str, float]:
     """What a CurES arm's training steps drew: the share of the pool ever drawn, the share of draws that got no
     rollout (dropped), the share of generated groups whose rollouts were all correct or all wrong (no GRPO
     gradient), and the mean rollouts per generated group."""
-    from cures_verl.plots import load_step_records
-
-    records = [r for r in load_step_records(run_dir / "cures" / "cures_steps.jsonl") if r["phase"] == "train"]
+    records = [r for r in records if r["phase"] == "train"]
     drawn = {int(pid) for r in records for pid in r["prompt_ids"]}
     realised = np.array([a for r in records for a in r["realised_accuracy"]], dtype=np.float64)
     rollouts = np.array([n for r in records for n in r["rollouts"]], dtype=np.float64)
@@ -505,19 +503,13 @@ def _curriculum_stats(run_dir: Path, pool_size: int) -> dict[str, float]:
     }
 
 
-def _draws_by_tier(run_dir: Path, population: Population) -> dict[str, float]:
-    from cures_verl.plots import load_step_records
+def _draws_by_tier(records: list[dict[str, Any]], population: Population) -> dict[str, float]:
+    """Share of the training draws per difficulty tier."""
+    from cures_verl.plots import draws_by_bucket
 
-    tier_of = {i: p.difficulty for i, p in enumerate(population.train)}
-    counts: dict[str, int] = {}
-    for record in load_step_records(run_dir / "cures" / "cures_steps.jsonl"):
-        if record["phase"] != "train":
-            continue
-        for pid in record["prompt_ids"]:
-            key = str(tier_of[int(pid)])
-            counts[key] = counts.get(key, 0) + 1
-    total = sum(counts.values()) or 1
-    return {k: round(v / total, 3) for k, v in sorted(counts.items())}
+    drawn = draws_by_bucket(records, {i: str(p.difficulty) for i, p in enumerate(population.train)})
+    total = sum(draws for draws, _ in drawn.values()) or 1
+    return {tier: round(draws / total, 3) for tier, (draws, _) in drawn.items()}
 
 
 # ----------------------------------------------------------------------------------------- the whole comparison
@@ -536,7 +528,6 @@ class ComparisonSpec:
     report_only: bool = False
     budget_rollouts: int | None = None
     eval_every_rollouts: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def run_comparison(spec: ComparisonSpec, *, progress: Any = print) -> dict[str, Any]:
