@@ -44,7 +44,7 @@ __all__ = [
     "run_cpu_config",
     "validate_cpu_config",
     "verify_plugin_active",
-    "with_replay_poll_patch",
+    "with_replay_buffer_patches",
 ]
 
 logger = logging.getLogger(__name__)
@@ -194,10 +194,10 @@ def validate_cpu_config(config: Any) -> None:
         raise ValueError("config is not runnable in CPU mode: " + "; ".join(problems))
 
 
-def with_replay_poll_patch(task_runner_class: Any) -> Any:
-    """A Ray TaskRunner class that applies workaround W7 (the replay buffer's 2 s poll) before verl's ``run``.
+def with_replay_buffer_patches(task_runner_class: Any) -> Any:
+    """A Ray TaskRunner class that applies workarounds W7 (poll) and W8 (batch order) before verl's ``run``.
 
-    The replay buffer is built inside the TaskRunner actor (verl 0.9.1 ``trainer_base.py:139``), so the patch
+    The replay buffer is built inside the TaskRunner actor (verl 0.9.1 ``trainer_base.py:139``), so the patches
     must run in that process; this subclass does it first thing in ``run`` and then calls the original.
 
     Args:
@@ -211,12 +211,10 @@ def with_replay_poll_patch(task_runner_class: Any) -> Any:
     base = task_runner_class.__ray_actor_class__
 
     def run(self: Any, config: Any) -> Any:
-        from omegaconf import OmegaConf
+        from .workarounds import patch_replay_buffer_order, patch_replay_buffer_poll
 
-        from .workarounds import patch_replay_buffer_poll
-
-        determinism = bool(OmegaConf.select(config, "actor_rollout_ref.rollout.full_determinism", default=False))
-        patch_replay_buffer_poll(full_determinism=determinism)
+        patch_replay_buffer_poll()
+        patch_replay_buffer_order()
         return base.run(self, config)
 
     subclass = type(f"Cpu{base.__name__}", (base,), {"run": run, "__module__": __name__})
@@ -264,7 +262,7 @@ def run_cpu_config(config: Any, *, task_runner_class: Any = None) -> None:
             task_runner_class = TaskRunner
     started_ray = not ray.is_initialized()
     try:
-        run_ppo(config, task_runner_class=with_replay_poll_patch(task_runner_class))
+        run_ppo(config, task_runner_class=with_replay_buffer_patches(task_runner_class))
     finally:
         if started_ray and ray.is_initialized():
             ray.shutdown()

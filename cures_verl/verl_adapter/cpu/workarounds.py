@@ -45,8 +45,17 @@ Configuration workarounds (keys in ``cpu_profile.yaml``, recorded here so the up
     the poll; on CPU a tiny model generates in well under a second, so every step waited for the next 2 s
     boundary (``timing_s/gen`` was 2.0 or 4.0 s). The patch makes the default ``CURES_CPU_REPLAY_POLL_S``
     (0.1 s unless set); an explicit ``poll_interval`` is passed through. It changes when the trainer notices
-    finished rollouts, never what is trained; with ``rollout.full_determinism=true`` verl's poll is kept, so the
-    batch order (and with it every digit) repeats.
+    finished rollouts, never what is trained.
+
+``W8 batch order`` (monkeypatch, applied in the trainer's TaskRunner by :func:`patch_replay_buffer_order`)
+    ``verl/trainer/ppo/v1/replay_buffer.py:395-405`` (``_materialize_batch``) lays the batch out in the order the
+    trajectories reached TransferQueue (``agent_loop_tq.py:222``), i.e. the order concurrent rollouts happened to
+    finish; and which of a prompt's sessions got which response depends on request arrival too. The same rollouts
+    then reach the actor in another order and the update differs in the 4th digit (float sums), so two runs
+    with ``rollout.full_determinism=true`` did not repeat (``actor/grad_norm`` 0.60588 vs 0.60597; on 2 cores
+    every one of 4 runs saw another arrival order). The patch sorts each batch by content (prompt tokens,
+    response tokens; equal rows by submission order, output index, session): 4 runs with 4 arrival orders then
+    all gave grad_norm 0.6059663. The batch holds the same rows; only their order changes.
 
 ``tests/verl_adapter/cpu/test_upstream_workarounds.py`` asserts that verl still behaves as described, so each
 test fails (and its workaround can go) when upstream changes.
@@ -58,7 +67,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +79,7 @@ __all__ = [
     "REPLAY_POLL_ENV",
     "apply_all",
     "patch_process_group_backend",
+    "patch_replay_buffer_order",
     "patch_replay_buffer_poll",
     "register_worker_rollout",
     "select_engine_device",
@@ -134,6 +144,12 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         "verl/trainer/ppo/v1/replay_buffer.py:144,409",
         "monkeypatch",
         "the sync replay buffer polls every 2 s (not configurable), the floor of a CPU step; default it to 0.1 s",
+    ),
+    Workaround(
+        "W8",
+        "verl/trainer/ppo/v1/replay_buffer.py:395-405",
+        "monkeypatch",
+        "batches are laid out in rollout arrival order, so identical runs differ in the last digits; sort by content",
     ),
 )
 
@@ -218,23 +234,16 @@ def replay_poll_seconds() -> float:
     return value
 
 
-def patch_replay_buffer_poll(*, full_determinism: bool = False) -> None:
+def patch_replay_buffer_poll() -> None:
     """W7: default verl V1 ``ReplayBuffer``'s ``poll_interval`` to :func:`replay_poll_seconds` (idempotent).
 
-    Call it in the process that builds the trainer (the TaskRunner actor), after CPU mode is active. With
-    ``full_determinism`` (``actor_rollout_ref.rollout.full_determinism=true``) and no ``CURES_CPU_REPLAY_POLL_S``
-    set, verl's 2 s poll is kept: a short poll adds finished trajectories to the batch in the order they arrive,
-    so two identical runs could see their batch in a different order (and differ in the last digits), while with
-    the 2 s poll every rollout of a CPU step has finished at the first poll, as in verl.
+    Call it in the process that builds the trainer (the TaskRunner actor), after CPU mode is active.
 
     Raises:
         ValueError: From :func:`replay_poll_seconds`.
     """
     from verl.trainer.ppo.v1 import replay_buffer
 
-    if full_determinism and not os.environ.get(REPLAY_POLL_ENV):
-        logger.info("W7 not applied: rollout.full_determinism=true keeps verl's 2 s replay-buffer poll")
-        return
     seconds = replay_poll_seconds()
     init = replay_buffer.ReplayBuffer.__init__
     original = getattr(init, "__wrapped__", init) if getattr(init, _PATCH_MARKER, False) else init
@@ -248,11 +257,85 @@ def patch_replay_buffer_poll(*, full_determinism: bool = False) -> None:
     replay_buffer.ReplayBuffer.__init__ = __init__  # type: ignore[method-assign]
 
 
+def content_order(
+    keys: Sequence[str],
+    prompts: Sequence[Sequence[int]],
+    responses: Sequence[Sequence[int]],
+    prompt_uids: Sequence[str],
+) -> list[int]:
+    """W8: the positions of a batch's trajectories sorted by content, independent of arrival order.
+
+    Args:
+        keys: TransferQueue keys, ``{uid}_{session_id}_{index}`` (``verl/trainer/ppo/v1/replay_buffer.py:70``).
+        prompts: Each trajectory's prompt token ids.
+        responses: Each trajectory's response token ids.
+        prompt_uids: The prompt uids in the order the trainer submitted them; it breaks ties between equal
+            prompt/response pairs of different prompts (a prompt that occurs twice in a batch).
+
+    Returns:
+        A permutation of ``range(len(keys))``: by prompt tokens, response tokens, then (rows equal in content)
+        submission order, output index and session id, so every key has one place.
+
+    Raises:
+        ValueError: If the lengths differ, or a key is not ``{uid}_{session}_{index}`` with its uid among
+            ``prompt_uids``.
+    """
+    if not len(keys) == len(prompts) == len(responses):
+        raise ValueError(
+            f"W8: {len(keys)} keys, {len(prompts)} prompts and {len(responses)} responses differ in length"
+        )
+    submitted = {uid: rank for rank, uid in enumerate(prompt_uids)}
+    sort_keys = []
+    for position, key in enumerate(keys):
+        uid, session, index = (key.split("_") + ["", ""])[:3]
+        if uid not in submitted or not (session.isdigit() and index.isdigit()):
+            raise ValueError(
+                f"W8: trajectory key {key!r} is not '{{uid}}_{{session}}_{{index}}' of a submitted prompt; "
+                "verl's key format changed? (verl/trainer/ppo/v1/agent_loop_tq.py)"
+            )
+        content = (tuple(prompts[position]), tuple(responses[position]))
+        sort_keys.append((*content, submitted[uid], int(index), int(session)))
+    return sorted(range(len(keys)), key=sort_keys.__getitem__)
+
+
+def patch_replay_buffer_order() -> None:
+    """W8: make verl V1 ``ReplayBuffer`` lay each batch out by content (:func:`content_order`), idempotent.
+
+    Call it in the process that builds the trainer (the TaskRunner actor), after CPU mode is active.
+    """
+    from verl.trainer.ppo.v1 import replay_buffer
+
+    current = replay_buffer.ReplayBuffer._materialize_batch
+    original = getattr(current, "__wrapped__", current) if getattr(current, _PATCH_MARKER, False) else current
+
+    @functools.wraps(original)
+    def _materialize_batch(self: Any, partition_id: str, selected_prompt_uids: list[str], snapshot: dict) -> Any:
+        batch = original(self, partition_id, selected_prompt_uids, snapshot)
+        if len(batch.keys) < 2:
+            return batch
+        data = replay_buffer.tq.kv_batch_get(
+            keys=batch.keys, partition_id=partition_id, select_fields=["prompts", "responses"]
+        )
+        prompts = [row.tolist() for row in data["prompts"].unbind()]
+        responses = [row.tolist() for row in data["responses"].unbind()]
+        order = content_order(batch.keys, prompts, responses, list(self.prompt_global_steps[partition_id]))
+        return type(batch)(
+            partition_id=batch.partition_id,
+            keys=[batch.keys[i] for i in order],
+            tags=[batch.tags[i] for i in order],
+            fields=batch.fields,
+            extra_info=batch.extra_info,
+        )
+
+    setattr(_materialize_batch, _PATCH_MARKER, True)
+    replay_buffer.ReplayBuffer._materialize_batch = _materialize_batch  # type: ignore[method-assign]
+
+
 def apply_all() -> None:
-    """Apply the code workarounds W1-W3 in every process (W7 is applied by the TaskRunner; the config ones live in
-    ``cpu_profile.yaml``)."""
+    """Apply the code workarounds W1-W3 in every process (W7 and W8 are applied by the TaskRunner; the config ones
+    live in ``cpu_profile.yaml``)."""
     patch_process_group_backend()
     select_engine_device()
     register_worker_rollout()
-    applied = (w.key for w in WORKAROUNDS if w.kind != "config" and w.key != "W7")
+    applied = (w.key for w in WORKAROUNDS if w.kind != "config" and w.key not in ("W7", "W8"))
     logger.debug("CPU mode workarounds applied: %s", ", ".join(applied))

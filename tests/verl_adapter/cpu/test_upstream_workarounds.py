@@ -1,4 +1,4 @@
-"""verl still behaves the way CPU mode's workarounds assume (W1-W7 in ``workarounds.py``).
+"""verl still behaves the way CPU mode's workarounds assume (W1-W8 in ``workarounds.py``).
 
 Each test asserts the *upstream* behaviour a workaround exists for. When one fails after a verl upgrade, the
 bug was fixed or the code moved: drop or adapt that workaround, then this test. The tests touch no global
@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytest.importorskip("verl")
 torch = pytest.importorskip("torch")
@@ -275,13 +277,14 @@ def test_w7_refuses_a_poll_interval_that_is_not_a_positive_number(monkeypatch, v
         workarounds.replay_poll_seconds()
 
 
-def test_w7_cpu_task_runner_applies_the_patch_before_verls_run(monkeypatch):
+def test_w7_w8_cpu_task_runner_applies_the_patches_before_verls_run(monkeypatch):
     import ray
     from verl.trainer.ppo.v1 import replay_buffer
 
-    from cures_verl.verl_adapter.cpu.launch import with_replay_poll_patch
+    from cures_verl.verl_adapter.cpu.launch import with_replay_buffer_patches
 
     monkeypatch.setattr(replay_buffer.ReplayBuffer, "__init__", replay_buffer.ReplayBuffer.__init__)
+    monkeypatch.setattr(replay_buffer.ReplayBuffer, "_materialize_batch", replay_buffer.ReplayBuffer._materialize_batch)
     monkeypatch.delenv(workarounds.REPLAY_POLL_ENV, raising=False)
     seen = {}
 
@@ -289,27 +292,128 @@ def test_w7_cpu_task_runner_applies_the_patch_before_verls_run(monkeypatch):
         def run(self, config):
             seen["config"] = config
             seen["poll"] = _replay_buffer().poll_interval
+            seen["ordered"] = getattr(replay_buffer.ReplayBuffer._materialize_batch, workarounds._PATCH_MARKER, False)
 
-    wrapped = with_replay_poll_patch(ray.remote(Runner))
+    wrapped = with_replay_buffer_patches(ray.remote(Runner))
     runner = wrapped.__ray_actor_class__()  # the class Ray would start, called in-process
     assert isinstance(runner, Runner)
     from omegaconf import OmegaConf
 
-    config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"full_determinism": False}}})
+    config = OmegaConf.create({"trainer": {"use_v1": True}})
     runner.run(config)
-    assert seen == {"config": config, "poll": pytest.approx(0.1)}
+    assert seen == {"config": config, "poll": pytest.approx(0.1), "ordered": True}
 
 
-def test_w7_keeps_verls_poll_under_full_determinism_unless_asked(monkeypatch):
+# ----------------------------------------------------------------------------------------- W8 batch order
+
+
+def test_w8_verl_lays_the_batch_out_in_transfer_queue_arrival_order():
+    from verl.trainer.ppo.v1 import agent_loop_tq, replay_buffer
+
+    if getattr(replay_buffer.ReplayBuffer._materialize_batch, workarounds._PATCH_MARKER, False):
+        pytest.skip("W8 is applied in this process (a CPU-mode test ran earlier in it)")
+    materialize = inspect.getsource(replay_buffer.ReplayBuffer._materialize_batch)
+    assert "for key, tag in partition_snapshot.items():" in materialize  # kv_list order = arrival order
+    assert "sort" not in materialize
+    # each session's outputs are put as they finish, under {uid}_{session_id}_{index}
+    assert 'keys.append(f"{uid}_{session_id}_{i}")' in inspect.getsource(agent_loop_tq)
+
+
+class _FakeTQ:
+    """TransferQueue's two calls ``_materialize_batch`` makes, over an in-memory table."""
+
+    def __init__(self, rows):
+        self.rows = rows  # key -> (prompt ids, response ids)
+        self.cleared = []
+
+    def kv_clear(self, keys, partition_id):
+        self.cleared.append((partition_id, list(keys)))
+
+    def kv_batch_get(self, keys, partition_id, select_fields):
+        assert select_fields == ["prompts", "responses"]
+        nested = {
+            field: torch.nested.nested_tensor([torch.tensor(self.rows[k][i]) for k in keys], layout=torch.jagged)
+            for i, field in enumerate(select_fields)
+        }
+        return nested
+
+
+def _rows():
+    # two prompts, the second submitted twice (a duplicate in the batch); 2 sessions each
+    a, b = "aaaa-1", "bbbb-2"
+    c = "cccc-3"
+    return [a, b, c], {
+        f"{a}_0_0": ([5, 6], [9, 1]),
+        f"{a}_1_0": ([5, 6], [7, 7, 1]),
+        f"{b}_0_0": ([3, 4], [2, 1]),
+        f"{b}_1_0": ([3, 4], [8, 1]),
+        f"{c}_0_0": ([3, 4], [8, 1]),
+        f"{c}_1_0": ([3, 4], [2, 2, 1]),
+    }
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_w8_patched_batch_layout_does_not_depend_on_arrival_order(monkeypatch, seed):
+    import random
+
     from verl.trainer.ppo.v1 import replay_buffer
 
-    monkeypatch.setattr(replay_buffer.ReplayBuffer, "__init__", replay_buffer.ReplayBuffer.__init__)
-    monkeypatch.delenv(workarounds.REPLAY_POLL_ENV, raising=False)
-    workarounds.patch_replay_buffer_poll(full_determinism=True)
-    assert _replay_buffer().poll_interval == 2.0
-    monkeypatch.setenv(workarounds.REPLAY_POLL_ENV, "0.2")
-    workarounds.patch_replay_buffer_poll(full_determinism=True)
-    assert _replay_buffer().poll_interval == pytest.approx(0.2)
+    monkeypatch.setattr(replay_buffer.ReplayBuffer, "_materialize_batch", replay_buffer.ReplayBuffer._materialize_batch)
+    submitted, rows = _rows()
+    arrival = list(rows)
+    random.Random(seed).shuffle(arrival)
+    fake = _FakeTQ(rows)
+    monkeypatch.setattr(replay_buffer, "tq", fake)
+    buffer = _replay_buffer()
+    buffer.prompt_global_steps["train"] = {uid: 1 for uid in submitted}
+    snapshot = {key: {"status": "success", "seq_len": len(sum(rows[key], []))} for key in arrival}
+
+    unpatched = buffer._materialize_batch("train", submitted, snapshot)
+    assert unpatched.keys == arrival  # verl: arrival order
+    workarounds.patch_replay_buffer_order()
+    workarounds.patch_replay_buffer_order()  # idempotent
+    batch = buffer._materialize_batch("train", submitted, snapshot)
+    b, c = submitted[1], submitted[2]
+    # by prompt tokens, then response tokens; the duplicate prompt's equal rows keep submission order
+    assert batch.keys == [f"{b}_0_0", f"{c}_1_0", f"{b}_1_0", f"{c}_0_0", "aaaa-1_1_0", "aaaa-1_0_0"]
+    assert [tag["seq_len"] for tag in batch.tags] == [snapshot[k]["seq_len"] for k in batch.keys]
+    assert fake.cleared[-1] == ("train", submitted)  # verl's own bookkeeping still runs
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.lists(st.integers(0, 3), max_size=3), st.lists(st.integers(0, 3), max_size=3)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_w8_content_order_is_the_same_for_every_arrival_order(rows, rng):
+    # rows: (prompt number, prompt ids, response ids); uids submitted in prompt-number order, 1 output per session
+    keys = [f"uid{p}_{s}_0" for s, (p, _, _) in enumerate(rows)]
+    submitted = [f"uid{p}" for p in sorted({p for p, _, _ in rows})]
+    arrival = list(range(len(rows)))
+    rng.shuffle(arrival)
+
+    def layout(positions):
+        ks = [keys[i] for i in positions]
+        order = workarounds.content_order(
+            ks, [rows[i][1] for i in positions], [rows[i][2] for i in positions], submitted
+        )
+        assert sorted(order) == list(range(len(ks)))
+        return [ks[i] for i in order]
+
+    laid_out = layout(range(len(rows)))
+    assert laid_out == layout(arrival)
+    contents = [(rows[keys.index(k)][1], rows[keys.index(k)][2]) for k in laid_out]
+    assert contents == sorted(contents)
+
+
+def test_w8_refuses_a_key_it_cannot_place():
+    with pytest.raises(ValueError, match="zzz_0_0"):
+        workarounds.content_order(["zzz_0_0"], [[1]], [[2]], ["aaa"])
+    with pytest.raises(ValueError, match="aaa_x"):
+        workarounds.content_order(["aaa_x"], [[1]], [[2]], ["aaa"])
 
 
 # ----------------------------------------------------------------------------------------- profile reasons
