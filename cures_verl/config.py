@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal, TypeVar, get_args
@@ -375,6 +376,56 @@ class CuresConfig:
         base = flatten_keys(preset_config(self.preset).to_dict())
         mine = flatten_keys(self.to_dict())
         return {k: (base[k], v) for k, v in mine.items() if base.get(k) != v and k != "preset"}
+
+    def describe(self) -> str:
+        """The effective config as one block for the start-up log.
+
+        The first line names the preset and how many keys differ from it; then every key follows as a Hydra
+        override ``cures.<key>=<value>`` with its effective value, one per line, in the order of the YAML block.
+        A key that differs from the preset's value is marked ``*`` and ends with a ``# preset <name>: <value>``
+        comment. Strings other than plain words and paths are quoted, so the overrides (without the mark and the
+        comment) give this config back through :func:`config_from_overrides` (for strings without quote marks).
+
+        Example:
+            >>> text = preset_config("recommended", {"schedule": {"mode": "iterations"}}).describe()
+            >>> print(text)  # doctest: +ELLIPSIS
+            CurES config: preset recommended, 1 key differs from it (marked *)
+              cures.enable=true
+              cures.preset=recommended
+            ...
+            * cures.schedule.mode=iterations  # preset recommended: continuous
+              cures.schedule.num_iterations=15
+            ...
+        """
+        differences = self.differences_from_preset()
+        count = len(differences)
+        lines = [
+            f"CurES config: preset {self.preset}, {count} key{'' if count == 1 else 's'} "
+            f"differ{'s' if count == 1 else ''} from it (marked *)"
+        ]
+        for key, value in flatten_keys(self.to_dict()).items():
+            line = f"cures.{key}={_render(value)}"
+            if key in differences:
+                lines.append(f"* {line}  # preset {self.preset}: {_render(differences[key][0])}")
+            else:
+                lines.append(f"  {line}")
+        return "\n".join(lines)
+
+
+_PLAIN = re.compile(r"[\w./:-]+")
+
+
+def _render(value: Any) -> str:
+    """``value`` as a Hydra command-line value that :func:`_scalar` reads back as ``value``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        if _PLAIN.fullmatch(value) and _scalar(value) == value:
+            return value
+        return f"'{value}'" if "'" not in value else f'"{value}"'
+    return repr(value)
 
 
 def _scalar(raw: str) -> Any:

@@ -34,6 +34,7 @@ import numpy as np
 __all__ = [
     "PeakComparison",
     "cumulative_rollouts",
+    "progress_at",
     "draws_by_bucket",
     "load_metric_log",
     "load_step_records",
@@ -45,11 +46,24 @@ __all__ = [
     "steps_to_peak",
 ]
 
-_REQUIRED = ("step", "iteration", "phase", "prompt_ids", "rollouts", "predicted_accuracy", "realised_accuracy")
+_REQUIRED = (
+    "global_step",
+    "step",
+    "iteration",
+    "phase",
+    "prompt_ids",
+    "rollouts",
+    "predicted_accuracy",
+    "realised_accuracy",
+)
 
 
 def load_step_records(path: str | Path) -> list[dict[str, Any]]:
     """Read ``cures_steps.jsonl``; every line must be a complete record.
+
+    A step recorded twice (a run resumed from a checkpoint replays the steps after it; the trainer drops those
+    records when it resumes, older versions did not) keeps its latest record, the one the resumed run wrote;
+    records come back ordered by ``global_step``.
 
     Raises:
         ValueError: On a malformed line (naming the line number and the missing field).
@@ -69,7 +83,8 @@ def load_step_records(path: str | Path) -> list[dict[str, Any]]:
             records.append(record)
     if not records:
         raise ValueError(f"{path}: no step records")
-    return records
+    latest = {int(record["global_step"]): record for record in records}
+    return [latest[step] for step in sorted(latest)]
 
 
 def load_metric_log(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -112,6 +127,35 @@ def cumulative_rollouts(records: Sequence[Mapping[str, Any]]) -> dict[int, int]:
         total += int(sum(record["rollouts"]))
         out[int(record["global_step"])] = total
     return out
+
+
+PROGRESS_AXES = ("rollouts", "updates", "response_tokens")
+
+
+def progress_at(
+    log: Mapping[str, tuple[np.ndarray, np.ndarray]], steps: np.ndarray, quantity: str
+) -> np.ndarray | None:
+    """Cumulative ``progress/<quantity>`` (logged every step by every run of ``cures_verl.main``) at ``steps``,
+    step 0 (before training) at 0; None when the log has no such metric (a run from before it was logged).
+
+    Raises:
+        ValueError: For an unknown quantity, or a step the log has no count for.
+
+    Example:
+        >>> log = {"progress/updates": (np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.0, 1.0]))}
+        >>> progress_at(log, np.array([0.0, 3.0]), "updates").tolist()
+        [0.0, 1.0]
+    """
+    if quantity not in PROGRESS_AXES:
+        raise ValueError(f"unknown progress quantity {quantity!r}; choose one of {PROGRESS_AXES}")
+    key = f"progress/{quantity}"
+    if key not in log:
+        return None
+    table = {0.0: 0.0, **dict(zip(log[key][0].tolist(), log[key][1].tolist(), strict=True))}
+    missing = [float(s) for s in steps if float(s) not in table]
+    if missing:
+        raise ValueError(f"{key} was not logged at step(s) {missing[:5]}")
+    return np.array([table[float(s)] for s in steps], dtype=np.float64)
 
 
 def draws_by_bucket(records: Sequence[Mapping[str, Any]], bucket_of: Mapping[int, str]) -> dict[str, tuple[int, int]]:

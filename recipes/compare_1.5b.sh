@@ -17,7 +17,8 @@ set -euo pipefail
 
 # ---- what to compare
 arms=${ARMS:-"grpo paper official_code recommended"}
-# ---- the paper's schedule (recipes/paper_setting.sh has the same defaults)
+# ---- the paper's schedule, for the paper and official_code arms and the budget (the presets' own values). The
+# recommended arm runs its preset's schedule (continuous, no cold start): these are not passed to it.
 num_iterations=${NUM_ITERATIONS:-15}
 steps_per_iteration=${STEPS_PER_ITERATION:-10}
 cold_start_rollouts=${COLD_START_ROLLOUTS:-4}
@@ -61,18 +62,18 @@ for arm in $arms; do
     ckpt="${CKPT_ROOT:-$PWD/checkpoints}/$PROJECT_NAME/$name"
     case "$arm" in
         grpo) arm_env=(METHOD=grpo GRPO_TOTAL_STEPS="$equal_steps"); arm_args=() ;;
-        paper | official_code) arm_env=(METHOD=cures PRESET="$arm"); arm_args=() ;;
-        # the recipe pins the paper's schedule; recommended's own (continuous, no cold start) runs the equal steps
+        paper | official_code)
+            arm_env=(METHOD=cures PRESET="$arm" NUM_ITERATIONS="$num_iterations"
+                STEPS_PER_ITERATION="$steps_per_iteration" COLD_START_ROLLOUTS="$cold_start_rollouts")
+            arm_args=() ;;
+        # its preset's schedule (paper_setting.sh passes no schedule key it is not given), run for the equal steps
         recommended)
-            arm_env=(METHOD=cures PRESET=recommended)
-            arm_args=(cures.schedule.mode=continuous cures.schedule.cold_start_rollouts=0
-                trainer.total_training_steps="$equal_steps") ;;
+            arm_env=(-u NUM_ITERATIONS -u STEPS_PER_ITERATION -u COLD_START_ROLLOUTS METHOD=cures PRESET=recommended)
+            arm_args=(trainer.total_training_steps="$equal_steps") ;;
         *) echo "unknown arm $arm (grpo, paper, official_code, recommended)" >&2; exit 2 ;;
     esac
     command=(env "${arm_env[@]}" PROJECT_NAME="$PROJECT_NAME" EXPERIMENT_NAME="$name" CKPT_DIR="$ckpt"
-        LOGGER="${LOGGER:-['console','file']}"
-        NUM_ITERATIONS="$num_iterations" STEPS_PER_ITERATION="$steps_per_iteration"
-        COLD_START_ROLLOUTS="$cold_start_rollouts" TRAIN_BATCH_SIZE="$train_batch_size" ROLLOUT_N="$rollout_n"
+        LOGGER="${LOGGER:-['console','file']}" TRAIN_BATCH_SIZE="$train_batch_size" ROLLOUT_N="$rollout_n"
         VERL_FILE_LOGGER_PATH="$OUT/$arm.jsonl"
         bash "$here/paper_setting.sh" trainer.test_freq="$test_freq" "${arm_args[@]}" "$@")
     echo "== $arm: ${command[*]}"

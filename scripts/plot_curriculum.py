@@ -9,11 +9,15 @@ Examples:
     python scripts/plot_curriculum.py curriculum outputs/cpu_demo/cures/cures_steps.jsonl --out-dir plots/ \\
         --bucket-file outputs/cpu_demo/assets/train.parquet --bucket-field difficulty
 
-    # accuracy curves of two runs from verl's file logger against cumulative rollouts (cold starts included),
-    # with the paper's speed-up ratio measured in rollouts to the baseline's peak
+    # accuracy curves of two runs from verl's file logger against cumulative rollouts (cold starts included; the
+    # progress/rollouts metric every run of cures_verl.main logs), with the paper's speed-up ratio measured in
+    # rollouts to the baseline's peak; --x updates / response_tokens / step for the other axes
     python scripts/plot_curriculum.py curves --run GRPO=logs/cures/grpo.jsonl --run CurES=logs/cures/cures.jsonl \\
-        --steps-log CurES=checkpoints/cures/cures/cures_steps.jsonl --rollouts-per-step 8192 \\
-        --metric val-core/cures-math500/acc/mean@1 --out plots/math500.png      # --x step: against steps
+        --metric val-core/cures-math500/acc/mean@1 --out plots/math500.png
+
+    # logs without progress/* (older runs): rollouts from the CurES run's records and GRPO's fixed step size
+    python scripts/plot_curriculum.py curves --run GRPO=logs/cures/grpo.jsonl --run CurES=logs/cures/cures.jsonl \\
+        --steps-log CurES=checkpoints/cures/cures/cures_steps.jsonl --rollouts-per-step 8192 --out plots/math500.png
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from cures_verl.plots import (
+    PROGRESS_AXES,
     cumulative_rollouts,
     load_metric_log,
     load_step_records,
@@ -34,6 +39,7 @@ from cures_verl.plots import (
     plot_accuracy_violins,
     plot_calibration,
     plot_rollouts_vs_accuracy,
+    progress_at,
 )
 
 
@@ -94,6 +100,31 @@ def _to_rollouts(name: str, steps, steps_logs: dict[str, str], per_step: int | N
     return np.asarray(steps, dtype=np.float64) * per_step
 
 
+_XLABEL = {
+    "step": "training step",
+    "rollouts": "cumulative rollouts (cold starts included)",
+    "updates": "policy updates",
+    "response_tokens": "cumulative response tokens generated",
+}
+
+
+def _x_axis(args: argparse.Namespace, name: str, path: str, log, steps, steps_logs: dict[str, str]):
+    if args.x == "step":
+        return steps
+    try:
+        counts = progress_at(log, steps, args.x)
+    except ValueError as error:
+        raise SystemExit(f"{path}: {error}") from error
+    if counts is not None:
+        return counts
+    if args.x == "rollouts":
+        return _to_rollouts(name, steps, steps_logs, args.rollouts_per_step)
+    raise SystemExit(
+        f"--x {args.x}: {path} has no progress/{args.x} metric (logged by cures_verl.main since it counts progress); "
+        "use --x rollouts with --steps-log/--rollouts-per-step, or --x step"
+    )
+
+
 def cmd_curves(args: argparse.Namespace) -> int:
     runs = {}
     steps_logs = _pairs(args.steps_log, "--steps-log")
@@ -103,16 +134,10 @@ def cmd_curves(args: argparse.Namespace) -> int:
             close = [k for k in log if args.metric.split("/")[0] in k][:10]
             raise SystemExit(f"{path} has no metric {args.metric!r}; metrics like it: {close}")
         steps, values = log[args.metric]
-        if args.x == "rollouts":
-            steps = _to_rollouts(name, steps, steps_logs, args.rollouts_per_step)
-        runs[name] = (steps, values)
-    unit = "step" if args.x == "step" else "rollouts"
+        runs[name] = (_x_axis(args, name, path, log, steps, steps_logs), values)
+    unit = "step" if args.x == "step" else args.x.replace("_", " ")
     png, comparisons = plot_accuracy_curves(
-        runs,
-        args.out,
-        metric=args.metric,
-        baseline=args.baseline,
-        xlabel="training step" if unit == "step" else "cumulative rollouts (cold starts included)",
+        runs, args.out, metric=args.metric, baseline=args.baseline, xlabel=_XLABEL[args.x]
     )
     for name, cmp in comparisons.items():
         print(
@@ -137,9 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     cur2.add_argument("--run", action="append", required=True, help="NAME=path/to/file-logger.jsonl (repeat)")
     cur2.add_argument("--metric", default="val-core/cures-math500/acc/mean@1")
     cur2.add_argument("--baseline", help="run the ratio is measured against (default: the first --run)")
-    cur2.add_argument("--x", choices=("rollouts", "step"), default="rollouts", help="x axis (default: %(default)s)")
-    cur2.add_argument("--steps-log", action="append", help="NAME=path/to/cures_steps.jsonl of a CurES run (repeat)")
-    cur2.add_argument("--rollouts-per-step", type=int, help="rollouts of every step of runs without --steps-log")
+    cur2.add_argument(
+        "--x",
+        choices=(*PROGRESS_AXES, "step"),
+        default="rollouts",
+        help="x axis (default: %(default)s); counts from each log's progress/* metrics",
+    )
+    cur2.add_argument(
+        "--steps-log",
+        action="append",
+        help="NAME=path/to/cures_steps.jsonl: rollouts of a CurES run whose log has no progress/rollouts (repeat)",
+    )
+    cur2.add_argument(
+        "--rollouts-per-step", type=int, help="rollouts of every step of runs with neither progress/* nor --steps-log"
+    )
     cur2.add_argument("--out", required=True)
     cur2.set_defaults(func=cmd_curves)
     args = parser.parse_args(argv)

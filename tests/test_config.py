@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cures_verl.config import (
     PRESETS,
@@ -13,6 +15,7 @@ from cures_verl.config import (
     PosteriorConfig,
     SamplerConfig,
     ScheduleConfig,
+    flatten_keys,
     preset_config,
     preset_values,
 )
@@ -129,3 +132,80 @@ def test_config_from_command_line_overrides_parses_scalars_and_refuses_unknown_k
     assert config_from_overrides(["cures.enable=false", "cures.preset=paper"]) is None
     with pytest.raises(ValueError, match="cures.sampler.temprature"):
         config_from_overrides(["cures.sampler.temprature=0.5"])
+
+
+def test_describe_lists_every_key_once_and_marks_what_differs_from_the_preset():
+    cfg = preset_config("recommended", {"schedule": {"mode": "iterations"}, "dump_dir": "true"})
+    lines = cfg.describe().splitlines()
+    assert lines[0] == "CurES config: preset recommended, 2 keys differ from it (marked *)"
+    assert "* cures.schedule.mode=iterations  # preset recommended: continuous" in lines
+    assert "* cures.dump_dir='true'  # preset recommended: null" in lines  # quoted: a bare true is a bool
+    assert "  cures.sampler.score=informative" in lines and "  cures.posterior.online_update=true" in lines
+    keys = [line[2:].partition("=")[0] for line in lines[1:]]
+    assert keys == [f"cures.{key}" for key in flatten_keys(cfg.to_dict())]
+    first = preset_config("paper").describe().splitlines()[0]
+    assert first == "CurES config: preset paper, 0 keys differ from it (marked *)"
+
+
+_PATH_TEXT = st.text(alphabet="ab1/._- #,=", min_size=1, max_size=12)
+_OVERRIDES = st.fixed_dictionaries(
+    {},
+    optional={
+        "seed": st.integers(0, 2**31),
+        "dump_dir": st.none() | st.text(alphabet="ab1/._- #,=", max_size=12),
+        "posterior": st.fixed_dictionaries(
+            {},
+            optional={
+                "prior_correct": st.floats(1e-6, 1e6),
+                "prior_source": st.sampled_from(["uniform", "dataset"]),
+                "prior_field": _PATH_TEXT | st.sampled_from(["1", "null", "true", "1e3"]),
+                "online_update": st.booleans(),
+                "forgetting": st.floats(0.0, 0.999),
+                "forgetting_rule": st.sampled_from(["constant", "adaptive"]),
+            },
+        ),
+        "sampler": st.fixed_dictionaries(
+            {},
+            optional={
+                "temperature": st.floats(1e-3, 1e3),
+                "temperature_rule": st.sampled_from(["constant", "count_scaled"]),
+                "score": st.sampled_from(["mean", "thompson", "expected_std", "informative"]),
+                "screening_rollouts": st.just(0) | st.integers(2, 16),
+            },
+        ),
+        "allocation": st.fixed_dictionaries(
+            {},
+            optional={
+                "min_per_prompt": st.integers(1, 4),
+                "max_per_prompt": st.none() | st.integers(4, 64),
+                "zero_variance": st.sampled_from(["floor", "drop"]),
+                "enable": st.booleans(),
+            },
+        ),
+        "schedule": st.fixed_dictionaries(
+            {},
+            optional={
+                "mode": st.sampled_from(["iterations", "continuous"]),
+                "num_iterations": st.integers(1, 40),
+                "cold_start_rollouts": st.just(0) | st.integers(2, 16),
+                "split": st.sampled_from(["contiguous", "shuffled", "field"]),
+                "subset_field": _PATH_TEXT,
+            },
+        ),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(preset=st.sampled_from(sorted(PRESETS)), overrides=_OVERRIDES)
+def test_describe_reads_back_as_the_same_config_and_marks_exactly_the_differences(preset, overrides):
+    from cures_verl.config import config_from_overrides
+
+    cfg = preset_config(preset, overrides)
+    lines = cfg.describe().splitlines()
+    marked = {line[2:].partition("=")[0].removeprefix("cures.") for line in lines[1:] if line.startswith("* ")}
+    assert marked == set(cfg.differences_from_preset())
+    assert all(line[:2] in ("* ", "  ") for line in lines[1:])
+    # the marked lines end with the preset's value as a comment (the last "  # preset " of the line)
+    items = [line[2:].rpartition(f"  # preset {preset}: ")[0] if line[0] == "*" else line[2:] for line in lines[1:]]
+    assert config_from_overrides(items) == cfg

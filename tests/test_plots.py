@@ -84,6 +84,17 @@ def test_malformed_records_are_reported_with_the_line(tmp_path):
         load_metric_log(bad)
 
 
+def test_a_step_recorded_twice_keeps_the_resumed_runs_record(tmp_path):
+    lines = (LOGS / "cures_steps.jsonl").read_text().splitlines()
+    first, second, third = (json.loads(line) for line in lines[:3])
+    replayed = dict(second, rollouts=[9] * len(second["rollouts"]))  # the resumed run's step 2
+    path = tmp_path / "resumed.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in (first, second, third, replayed)) + "\n")
+    records = load_step_records(path)
+    assert [r["global_step"] for r in records] == [first["global_step"], second["global_step"], third["global_step"]]
+    assert records[1] == replayed
+
+
 def test_cli_writes_the_figures(tmp_path):
     out = subprocess.run(
         [
@@ -138,3 +149,43 @@ def test_curves_against_cumulative_rollouts_count_cold_start_steps(tmp_path):
     assert f"baseline peak {peak:.4f} at rollouts {base_x:g}; reached at rollouts {expected_x}" in out.stdout
     missing = _plot_curves("--out", str(tmp_path / "m.png"), runs=("GRPO=grpo.jsonl",))
     assert missing.returncode != 0 and "--rollouts-per-step" in missing.stderr
+
+
+def test_curves_read_progress_metrics_for_every_axis(tmp_path):
+    # logs as cures_verl.main writes them: progress/* every step; GRPO 32 rollouts and one update per step, CurES
+    # two cold-start steps of 16 rollouts without an update first
+    metric = "val-core/cures-math500/acc/mean@1"
+    logs = {}
+    for name, cold in (("grpo", 0), ("cures", 2)):
+        lines, rollouts, updates = [], 0, 0
+        for step in range(1, 11):
+            rollouts += 16 if step <= cold else 32
+            updates += 0 if step <= cold else 1
+            data = {"progress/rollouts": rollouts, "progress/updates": updates, "progress/response_tokens": 5 * step}
+            if step % 5 == 0:
+                data[metric] = 0.1 * step / 5 + (0.05 if name == "cures" else 0.0)
+            lines.append(json.dumps({"step": step, "data": data}))
+        lines.insert(0, json.dumps({"step": 0, "data": {metric: 0.0}}))  # val_before_train
+        logs[name] = tmp_path / f"{name}.jsonl"
+        logs[name].write_text("\n".join(lines) + "\n")
+    runs = ("--run", f"GRPO={logs['grpo']}", "--run", f"CurES={logs['cures']}")
+    script = [sys.executable, str(ROOT / "scripts" / "plot_curriculum.py"), "curves", *runs]
+
+    def plot(*args):
+        done = subprocess.run([*script, *args, "--out", str(tmp_path / "p.png")], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    # GRPO peaks (0.2) at step 10 = 320 rollouts = 10 updates; CurES reaches 0.2 at step 10 too (0.25 there; 0.15 at
+    # step 5 is short), i.e. at 288 rollouts and 8 updates
+    assert "baseline peak 0.2000 at rollouts 320; reached at rollouts 288.0" in plot()
+    assert "baseline peak 0.2000 at updates 10; reached at updates 8.0" in plot("--x", "updates")
+    assert "at response tokens 50; reached at response tokens 50.0" in plot("--x", "response_tokens")
+    old = tmp_path / "old.jsonl"
+    old.write_text(json.dumps({"step": 1, "data": {metric: 0.1}}) + "\n")
+    done = subprocess.run(
+        [*script[:-4], "--run", f"old={old}", "--x", "updates", "--out", str(tmp_path / "o.png")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0 and "no progress/updates" in done.stderr

@@ -249,17 +249,22 @@ def allocate_rollouts(
     return counts
 
 
-def advantage_weights(rollouts: IntArray, nominal: int, *, loss_weighting: str = "prompt") -> FloatArray:
+def advantage_weights(
+    rollouts: IntArray, nominal: float | None = None, *, loss_weighting: str = "prompt"
+) -> FloatArray:
     """Per-prompt factor on the advantages so the policy loss weighs prompts as the config says.
 
     Under a loss averaged over all rollouts of a batch (verl's ``token-mean`` with equal lengths), prompt i
     weighs n_i. The paper's estimator (CurES Eq. 16) averages each group over its own n_i, i.e. every prompt
-    weighs the same: scaling prompt i's advantages by nominal / n_i restores that (a positive factor on the
-    advantage is exactly a per-sample loss weight under PPO clipping). ``rollout`` weighting returns ones.
+    weighs the same: scaling prompt i's advantages by n_bar / n_i restores that (a positive factor on the
+    advantage is exactly a per-sample loss weight under PPO clipping). With n_bar the step's mean rollouts per
+    prompt (the default), the factors average exactly 1 over the step's rollouts, so the policy-gradient scale
+    is the unweighted one whatever the step's total (a cold-start step trained on, prompts dropped with zero
+    rollouts). ``rollout`` weighting returns ones.
 
     Args:
         rollouts: n_i per prompt, shape ``(m,)``; prompts with n_i = 0 get weight 0.
-        nominal: The nominal n (budget / m).
+        nominal: n_bar; default (None): sum(n_i) / #{i: n_i > 0}, the step's actual mean.
         loss_weighting: ``prompt`` (paper) or ``rollout``.
 
     Returns:
@@ -271,10 +276,17 @@ def advantage_weights(rollouts: IntArray, nominal: int, *, loss_weighting: str =
     Example:
         >>> advantage_weights(np.array([2, 8, 14]), 8).tolist()
         [4.0, 1.0, 0.5714285714285714]
+        >>> advantage_weights(np.array([2, 4, 0])).tolist()  # mean of the sampled prompts: 3
+        [1.5, 0.75, 0.0]
     """
     n = np.asarray(rollouts, dtype=np.float64)
-    if nominal < 1 or np.any(n < 0):
-        raise ValueError("nominal must be >= 1 and rollout counts >= 0")
+    if np.any(n < 0):
+        raise ValueError("rollout counts must be >= 0")
+    if nominal is None:
+        sampled = n[n > 0]
+        nominal = float(sampled.mean()) if sampled.size else 1.0
+    if nominal < 1:
+        raise ValueError(f"nominal must be >= 1, got {nominal}")
     if loss_weighting == "rollout":
         return np.where(n > 0, 1.0, 0.0)
     if loss_weighting == "prompt":

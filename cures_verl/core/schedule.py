@@ -198,6 +198,22 @@ class Schedule:
         per_prompt = np.where(cold, self.config.cold_start_rollouts, rollouts_per_prompt)
         return (per_prompt * self.batch_size).astype(np.int64)
 
+    def num_updates(self, num_steps: int) -> int:
+        """Steps among the first ``num_steps`` that update the policy: training steps, plus cold-start steps when
+        ``train_on_cold_start``. The optimizer's schedule horizon (warm-up, decay) counts these, not steps.
+
+        Example:
+            >>> from cures_verl.config import ScheduleConfig
+            >>> s = Schedule(10, 2, ScheduleConfig(num_iterations=2, steps_per_iteration=3, cold_start_rollouts=4))
+            >>> s.num_updates(12), s.num_updates(3)  # 2 iterations of 3 cold-start + 3 training steps
+            (6, 0)
+        """
+        if num_steps < 0:
+            raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+        if self.config.train_on_cold_start:
+            return num_steps
+        return sum(self.phase(step).kind != COLD_START for step in range(num_steps))
+
     def cold_start_prompts(self, phase: Phase) -> IntArray:
         """The ``batch_size`` prompt ids of a cold-start step, in subset order.
 

@@ -9,11 +9,28 @@ from __future__ import annotations
 
 from importlib import metadata
 
-__all__ = ["SUPPORTED_VERL", "TESTED_VERL_VERSIONS", "check_verl_version"]
+__all__ = [
+    "CPU_REQUIREMENT",
+    "GPU_REQUIREMENT",
+    "INSTALL_HINT",
+    "SUPPORTED_VERL",
+    "TESTED_VERL_VERSIONS",
+    "check_verl_version",
+]
 
 #: Versions the adapter accepts. Keep in step with setup.py (VERL_PIN) and the README.
 TESTED_VERL_VERSIONS = ("0.9.1",)
 SUPPORTED_VERL = "==0.9.1"
+#: What setup.py's ``verl`` extra installs (CPU: verl's trainer, no rollout engine) ...
+CPU_REQUIREMENT = f"verl[verl-core]{SUPPORTED_VERL}"
+#: ... and what its ``gpu`` extra installs: verl's vllm extra adds vLLM and verl's pinned CUDA build of torch.
+GPU_REQUIREMENT = f"verl[verl-core,vllm]{SUPPORTED_VERL}"
+#: The install commands, for both kinds of machine.
+INSTALL_HINT = (
+    f'CPU: pip install "{CPU_REQUIREMENT}" (or pip install -e ".[verl]" in the cures-verl checkout); '
+    f'GPU, with the vLLM rollout: pip install "{GPU_REQUIREMENT}" (or pip install -e ".[gpu]" in the checkout, '
+    "which adds data preparation and plotting)"
+)
 
 
 def check_verl_version(installed: str | None = None) -> str:
@@ -29,14 +46,11 @@ def check_verl_version(installed: str | None = None) -> str:
         try:
             installed = metadata.version("verl")
         except metadata.PackageNotFoundError as exc:
-            raise ImportError(
-                'cures_verl.verl_adapter needs verl: pip install "cures-verl[verl]" '
-                f"(which installs verl[verl-core]{SUPPORTED_VERL})"
-            ) from exc
+            raise ImportError(f"cures_verl.verl_adapter needs verl, which is not installed. {INSTALL_HINT}.") from exc
     if installed not in TESTED_VERL_VERSIONS:
         raise ImportError(
             f"cures-verl is built and tested against verl {', '.join(TESTED_VERL_VERSIONS)} but verl {installed} is "
-            f'installed; install the tested version with pip install "verl[verl-core]{SUPPORTED_VERL}". '
+            f"installed; install the tested version. {INSTALL_HINT}. "
             "The adapter overrides verl trainer internals that change between releases."
         )
     return installed

@@ -2,7 +2,9 @@
 
 Adopting CurES in an existing verl run is one change: launch ``python -m cures_verl.main`` instead of
 ``python -m verl.trainer.main_ppo`` with the same overrides (CurES's own settings are under ``cures.*``).
-``cures.enable=false`` runs verl's own ``main_ppo`` logic unchanged, on the same config.
+``cures.enable=false`` runs verl's own ``main_ppo`` logic on the same config, with verl's synchronous trainer plus
+the cumulative ``progress/*`` metrics every run logs (:mod:`cures_verl.verl_adapter.progress`); other trainer
+modes run verl entirely unchanged.
 """
 
 from __future__ import annotations
@@ -75,20 +77,26 @@ def run(config: DictConfig) -> None:
         prepare_cpu_mode()
     from verl.trainer import main_ppo
 
-    if not cures.enable:
-        logger.info("cures.enable=false: running verl's main_ppo unchanged")
+    if cures.enable:
+        from cures_verl.verl_adapter.runner import CuresTaskRunner
+        from cures_verl.verl_adapter.trainer import check_trainer_config
+
+        check_trainer_config(config, cures)
+        task_runner_class = CuresTaskRunner
+    elif config.trainer.get("use_v1", True) and config.trainer.v1.trainer_mode == "sync":
+        from cures_verl.verl_adapter.runner import ProgressTaskRunner
+
+        logger.info("cures.enable=false: verl's trainer, plus the progress/* metrics")
+        task_runner_class = ProgressTaskRunner
+    else:
+        logger.info("cures.enable=false with a non-sync trainer: running verl's main_ppo unchanged (no progress/*)")
         if cpu_mode:
             run_cpu_config(config)
         else:
             main_ppo.main.__wrapped__(config)
         return
-
-    from cures_verl.verl_adapter.runner import CuresTaskRunner
-    from cures_verl.verl_adapter.trainer import check_trainer_config
-
-    check_trainer_config(config, cures)
     if cpu_mode:
-        run_cpu_config(config, task_runner_class=CuresTaskRunner)
+        run_cpu_config(config, task_runner_class=task_runner_class)
         return
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
@@ -97,7 +105,7 @@ def run(config: DictConfig) -> None:
     # the same preparation as verl 0.9.1 main_ppo.main (main_ppo.py:167-180), then our task runner
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
-    main_ppo.run_ppo(config, task_runner_class=CuresTaskRunner)
+    main_ppo.run_ppo(config, task_runner_class=task_runner_class)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name=CONFIG_NAME, version_base=None)

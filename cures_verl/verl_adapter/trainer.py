@@ -10,12 +10,19 @@ verl's own. What changes, step by step:
 2. ``_fetch_one_gen_batch``: verl fetches the step's prompts from that loader; we attach each prompt's
    rollout count as ``__rollout_n__``, which V1's agent loop honours (``agent_loop_tq.py:114``).
 3. ``_compute_advantage``: after verl's GRPO advantages, prompt i's advantages are scaled by
-   nominal_n / n_i so every prompt weighs the same in the loss (the paper's Eq. 16), unless
-   ``cures.allocation.loss_weighting=rollout``.
+   mean_n / n_i (mean_n: the step's mean rollouts per prompt) so every prompt weighs the same in the loss
+   (the paper's Eq. 16) and the loss scale is the unweighted one, unless ``cures.allocation.loss_weighting=rollout``.
 4. ``_update_actor`` / ``_update_critic``: skipped on cold-start steps unless
-   ``cures.schedule.train_on_cold_start`` (the paper only estimates on them).
+   ``cures.schedule.train_on_cold_start`` (the paper only estimates on them). Such a step also skips every
+   model pass it does not use: old and reference log-probs (unless ``algorithm.use_kl_in_reward``; the
+   rollout correction, which only reweights the update, is bypassed for its advantages) and, when it saves no
+   checkpoint, the rollout replicas' sleep and the weight sync after it (the weights did not change)
+   (``on_sample_end`` / ``on_step_end``).
 5. ``step``: after verl's step, before ``fit()`` clears TransferQueue, the rollouts' rewards update the
-   posterior and the ``cures/*`` metrics join verl's.
+   posterior and the ``cures/*`` metrics join verl's (plus ``progress/*``, from
+   :class:`~cures_verl.verl_adapter.progress.ProgressTrainer`, which every run uses).
+6. ``_load_checkpoint``: refuses a checkpoint without this run's curriculum state (or at another step) before any
+   weights load, and drops ``cures_steps.jsonl`` records the resumed run replays.
 """
 
 from __future__ import annotations
@@ -31,7 +38,6 @@ import torch
 import transfer_queue as tq
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torchdata.stateful_dataloader import StatefulDataLoader
-from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils import tensordict_utils as tu
 from verl.utils.dataset.rl_dataset import collate_fn
 from verl.utils.debug import marked_timer
@@ -41,6 +47,7 @@ from cures_verl.core import CurriculumSampler, StepPlan, advantage_weights
 from cures_verl.verl_adapter import metrics as cures_metrics
 from cures_verl.verl_adapter.hydra_config import cures_config_from
 from cures_verl.verl_adapter.priors import prior_accuracy_for
+from cures_verl.verl_adapter.progress import ProgressTrainer
 from cures_verl.verl_adapter.sampler import (
     CuresBatchSampler,
     PromptIndex,
@@ -152,7 +159,7 @@ def _reward_extra_means(extra_fields: list[Any]) -> dict[str, float]:
     return {name: sums[name] / counts[name] for name in sums}
 
 
-class CuresTrainer(PPOTrainerSync):
+class CuresTrainer(ProgressTrainer):
     """verl's synchronous V1 trainer with CurES prompt selection, per-prompt rollout counts and updates."""
 
     def __init__(self, config: DictConfig) -> None:
@@ -164,6 +171,8 @@ class CuresTrainer(PPOTrainerSync):
         self._prompt_of_uid: dict[str, int] = {}
         self._step_plan: StepPlan | None = None
         self._dump_path: str | None = None
+        self._replicas_kept_awake = False
+        self.cures_updates_planned: int | None = None
 
     # -- 1. data --------------------------------------------------------------------------------------
     def _init_dataloader(self) -> None:
@@ -199,10 +208,17 @@ class CuresTrainer(PPOTrainerSync):
             subset_ids=subsets,
         )
         schedule = self.curriculum.schedule
+        epochs = int(self.config.trainer.total_epochs)
         if schedule.steps_per_epoch is not None:
             self.steps_per_epoch = schedule.steps_per_epoch
             if self.config.trainer.total_training_steps is None:
-                self._set_total_training_steps(self.steps_per_epoch * int(self.config.trainer.total_epochs))
+                self.total_training_steps = self.steps_per_epoch * epochs
+        elif self.total_training_steps > self.steps_per_epoch * epochs:
+            # The continuous schedule draws by weight and has no epochs, but verl 0.9.1's fit() (trainer_base.py:467)
+            # also stops after trainer.total_epochs passes of len(dataset) / batch steps: the run would end early,
+            # silently. Its length is trainer.total_training_steps, so an "epoch" becomes total / total_epochs steps.
+            self.steps_per_epoch = -(-self.total_training_steps // epochs)
+        self._set_optimizer_horizon(schedule.num_updates(self.total_training_steps))
         self.batch_sampler = CuresBatchSampler(self.curriculum, index, num_batches=self.steps_per_epoch)
         # num_workers=0: a worker process would prefetch batches, i.e. plan steps before the posterior saw the
         # previous step's rewards (verl's removed curriculum hook asserted the same).
@@ -214,23 +230,86 @@ class CuresTrainer(PPOTrainerSync):
             os.makedirs(cfg.dump_dir, exist_ok=True)
             self._dump_path = os.path.join(cfg.dump_dir, "cures_steps.jsonl")
         logger.info(
-            "CurES: %d prompts, preset %s, %s schedule, %s steps per epoch, %d total steps; changed from preset: %s",
+            "CurES: %d prompts, %s schedule, %s steps per epoch, %d total steps of which %d update the policy\n%s",
             index.num_prompts,
-            cfg.preset,
             cfg.schedule.mode,
             schedule.steps_per_epoch,
             self.total_training_steps,
-            cfg.differences_from_preset() or "nothing",
+            self.cures_updates_planned,
+            cfg.describe(),
         )
 
-    def _set_total_training_steps(self, total: int) -> None:
-        # verl 0.9.1 trainer_base.py:768-784 derives the optimiser's schedule horizon from the step count; keep it
-        # consistent with the paper's schedule length.
-        self.total_training_steps = total
+    # -- resume -----------------------------------------------------------------------------------------------
+    def _load_checkpoint(self) -> None:
+        # verl only warns when data.pt is missing and keeps global_steps=N, so the curriculum would start again at
+        # step 0 (a new cold start) while verl counts on from N. Check the curriculum state before any weights load.
+        folder = self._resume_folder()
+        if folder is not None:
+            self._check_curriculum_state(folder)
+        super()._load_checkpoint()
+        if self.global_steps > 0:
+            self._truncate_step_records(self.global_steps)
+
+    def _check_curriculum_state(self, folder: str) -> None:
+        fix = (
+            "Resume from a checkpoint this CurES run saved (trainer.resume_mode=resume_path "
+            "trainer.resume_from_path=<...>/global_step_K), or start afresh with trainer.resume_mode=disable"
+        )
+        path = os.path.join(folder, "data.pt")
+        if not os.path.isfile(path):
+            raise RuntimeError(
+                f"cannot resume CurES from {folder}: its data.pt (the dataloader state, which holds the curriculum: "
+                "posterior counts, position in the schedule, generator) is missing, and resuming without it would "
+                f"restart the curriculum from its first cold start. {fix}"
+            )
+        try:
+            state = torch.load(path, weights_only=False)
+        except Exception as error:  # a truncated or foreign file: say which, then stop
+            raise RuntimeError(
+                f"cannot resume CurES from {folder}: data.pt is unreadable ({error!r}). {fix}"
+            ) from error
+        # torchdata's StatefulDataLoader keeps the batch sampler's state_dict() under this key (num_workers=0); it
+        # is applied when the next iterator starts, so it is checked here rather than on the live sampler
+        sampler = state.get("_index_sampler_state") if isinstance(state, dict) else None
+        curriculum = sampler.get("curriculum") if isinstance(sampler, dict) else None
+        if not isinstance(curriculum, dict) or "step" not in curriculum:
+            raise RuntimeError(
+                f"cannot resume CurES from {folder}: its data.pt holds no CurES sampler state (saved by a run with "
+                f"cures.enable=false, or by another program?). {fix}"
+            )
+        trainer_step = int(folder.rstrip("/").split("global_step_")[-1])
+        if int(curriculum["step"]) != trainer_step:
+            raise RuntimeError(
+                f"cannot resume CurES from {folder}: verl would resume at global step {trainer_step} but the saved "
+                f"curriculum is at step {curriculum['step']} (data.pt from another checkpoint?). {fix}"
+            )
+
+    def _truncate_step_records(self, last_step: int) -> None:
+        # records the interrupted run wrote after its last checkpoint are replayed by this run: drop them
+        if self._dump_path is None or not os.path.exists(self._dump_path):
+            return
+        with open(self._dump_path) as fh:
+            lines = fh.readlines()
+        kept = [line for line in lines if line.strip() and json.loads(line)["global_step"] <= last_step]
+        if len(kept) != len(lines):
+            with open(self._dump_path, "w") as fh:
+                fh.writelines(kept)
+            logger.info(
+                "CurES: dropped %d records after step %d from %s (they are replayed)",
+                len(lines) - len(kept),
+                last_step,
+                self._dump_path,
+            )
+
+    def _set_optimizer_horizon(self, updates: int) -> None:
+        # verl 0.9.1 trainer_base.py:768-784 sets the optimizer's schedule horizon (warm-up ratio, decay) to
+        # global steps x parameter_sync_step; the LR scheduler steps once per actor update, and cold-start steps
+        # do not update, so the horizon counts updating steps only.
+        self.cures_updates_planned = updates
         with open_dict(self.config):
             for path in ("actor_rollout_ref.actor.optim", "critic.optim"):
                 if OmegaConf.select(self.config, path) is not None:
-                    OmegaConf.select(self.config, path).total_training_steps = total * self.parameter_sync_step
+                    OmegaConf.select(self.config, path).total_training_steps = updates * self.parameter_sync_step
 
     def _fetch_one_gen_batch(self) -> Any:
         # verl 0.9.1 trainer_base.py:1466: one next() on the training loader (= one CurES plan) plus uids.
@@ -271,7 +350,23 @@ class CuresTrainer(PPOTrainerSync):
         return np.array([self._prompt_of_uid[key.rsplit("_", 2)[0]] for key in keys], dtype=np.int64)
 
     def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
-        batch = super()._compute_advantage(batch, metrics)
+        if self._skips_model_passes():
+            # verl 0.9.1 trainer_base.py:1762-1771 runs the rollout correction (reads old_log_probs) whenever the
+            # rollout returned log-probs, unless rollout_correction.bypass_mode; this step computed no old
+            # log-probs and updates nothing, so the advantages (for the logged metrics) are computed in bypass mode
+            correction = OmegaConf.select(self.config, "algorithm.rollout_correction")
+            bypass = None if correction is None else correction.get("bypass_mode", None)
+            if correction is not None:
+                with open_dict(correction):
+                    correction.bypass_mode = True
+            try:
+                batch = super()._compute_advantage(batch, metrics)
+            finally:
+                if correction is not None:
+                    with open_dict(correction):
+                        correction.bypass_mode = bypass
+        else:
+            batch = super()._compute_advantage(batch, metrics)
         plan = self._step_plan
         if plan is None or self.cures_config.allocation.loss_weighting == "rollout":
             return batch
@@ -281,7 +376,8 @@ class CuresTrainer(PPOTrainerSync):
         weight_of_prompt = dict(
             zip(
                 plan.prompt_indices.tolist(),
-                advantage_weights(plan.rollouts, int(self.config.actor_rollout_ref.rollout.n)).tolist(),
+                # Eq. 16 with the step's actual mean n: the factors average 1 over the step's rollouts
+                advantage_weights(plan.rollouts).tolist(),
                 strict=True,
             )
         )
@@ -300,6 +396,45 @@ class CuresTrainer(PPOTrainerSync):
 
     def _skips_update(self) -> bool:
         return self._step_plan is not None and not self._step_plan.is_training
+
+    def _saves_this_step(self) -> bool:
+        # verl 0.9.1 trainer_base.py:483-487: a checkpoint is saved on the last step and every save_freq steps
+        save_freq = int(self.config.trainer.save_freq)
+        is_last = self.global_steps >= self.total_training_steps
+        return save_freq > 0 and (is_last or self.global_steps % save_freq == 0)
+
+    def on_sample_end(self) -> None:
+        # verl 0.9.1 trainer_sync.py:40-42 puts the rollout replicas to sleep (freeing their weights and KV cache
+        # for the actor's passes) and on_step_end wakes them with a weight sync. A step that does not train runs
+        # no actor pass; unless it saves a checkpoint (which needs the memory), the replicas stay awake and keep
+        # their weights, which are still the current ones.
+        if self._skips_update() and not self._saves_this_step():
+            self._replicas_kept_awake = True
+            return
+        super().on_sample_end()
+
+    def on_step_end(self) -> None:
+        if self._replicas_kept_awake:
+            self._replicas_kept_awake = False
+            return
+        super().on_step_end()
+
+    def _skips_model_passes(self) -> bool:
+        # A step that does not update needs no old/reference log-probs: they feed the PPO ratio and the KL loss
+        # (skipped with the update) and the rollout correction (which only reweights and masks the update; bypassed
+        # in _compute_advantage). Only a KL penalty in the reward reads them for the advantage itself.
+        return self._skips_update() and not self.config.algorithm.get("use_kl_in_reward", False)
+
+    def _compute_old_log_prob(self, batch: Any, metrics: dict) -> Any:
+        if self._skips_model_passes():
+            metrics[cures_metrics.key("schedule/skipped_log_prob_passes")] = 1.0
+            return batch
+        return super()._compute_old_log_prob(batch, metrics)
+
+    def _compute_ref_log_prob(self, batch: Any, metrics: dict) -> Any:
+        if self._skips_model_passes():
+            return batch
+        return super()._compute_ref_log_prob(batch, metrics)
 
     def _update_actor(self, batch: Any, metrics: dict) -> Any:
         if self._skips_update():

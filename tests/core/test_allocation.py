@@ -162,3 +162,16 @@ def test_prompt_weighting_gives_every_kept_prompt_the_same_total_weight(n, nomin
     np.testing.assert_array_equal(advantage_weights(n, nominal, loss_weighting="rollout"), (n > 0).astype(float))
     with pytest.raises(ValueError, match="unknown loss weighting"):
         advantage_weights(n, nominal, loss_weighting="token")
+
+
+@given(st.lists(st.integers(0, 64), min_size=1, max_size=30).map(np.array))
+def test_default_prompt_weights_average_one_over_the_steps_rollouts(n):
+    # the loss scale must not depend on the step's total: cold-start steps trained on, dropped prompts
+    from cures_verl.core.allocation import advantage_weights
+
+    assume(n.sum() > 0)
+    w = advantage_weights(n)
+    assert (w * n).sum() == pytest.approx(n.sum())  # mean factor over rollouts = 1
+    np.testing.assert_allclose((w * n)[n > 0], n.sum() / np.count_nonzero(n))  # every sampled prompt weighs the same
+    # the nominal-n form scaled a 4-rollout cold-start step (nominal 8) by 2
+    assert advantage_weights(np.full(5, 4)).tolist() == [1.0] * 5

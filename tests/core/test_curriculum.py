@@ -160,6 +160,51 @@ def test_state_round_trip_continues_the_same_stream(steps_before, preset, score,
         fresh.observe(*_rollout(got, TRUTH, rng))
 
 
+def _steps_with_metrics(sampler, start, stop, truth):
+    """Plans and observe() metrics of steps start..stop-1; step t's rewards come from a generator seeded by t,
+    so an uninterrupted run and a resumed one see the same rewards for the same plan."""
+    out = []
+    for step in range(start, stop):
+        plan = sampler.plan_step()
+        metrics = sampler.observe(*_rollout(plan, truth, np.random.default_rng(step)))
+        metrics.update(sampler.metrics(plan))
+        out.append((plan, metrics))
+    return out
+
+
+# paper here: 2 subsets of 100 prompts, so steps 0-12 are the first cold start (resume at 1, 3 and 12 lands in
+# it) and 17 in training; recommended has no cold start and adaptive forgetting from the first step
+@pytest.mark.parametrize("resume_at", [1, 3, 12, 17])
+@pytest.mark.parametrize("preset", ["recommended", "paper"])
+def test_a_resumed_run_continues_with_the_same_plans_and_metrics(preset, resume_at):
+    # every piece of state the preset uses (adaptive forgetting's residual ratio, generator, counts, position)
+    # must survive a checkpoint: the plans and metrics after it equal an uninterrupted run's
+    import pickle
+
+    overrides = {} if preset == "recommended" else {"schedule": {"num_iterations": 2, "steps_per_iteration": 6}}
+    horizon = resume_at + 15
+    reference = _steps_with_metrics(_sampler(preset=preset, **overrides), 0, horizon, TRUTH)
+    before = _sampler(preset=preset, **overrides)
+    _steps_with_metrics(before, 0, resume_at, TRUTH)
+    state = pickle.loads(pickle.dumps(before.state_dict()))  # verl torch.save()s it with the dataloader
+    resumed = _sampler(preset=preset, **overrides)
+    resumed.load_state_dict(state)
+    got = _steps_with_metrics(resumed, resume_at, horizon, TRUTH)
+    phases = set()
+    for (plan, metrics), (want_plan, want_metrics) in zip(got, reference[resume_at:], strict=True):
+        phases.add(plan.phase)
+        np.testing.assert_array_equal(plan.prompt_indices, want_plan.prompt_indices)
+        np.testing.assert_array_equal(plan.rollouts, want_plan.rollouts)
+        assert metrics.keys() == want_metrics.keys()
+        for key, value in metrics.items():
+            assert value == pytest.approx(want_metrics[key], nan_ok=True), key
+    if preset == "recommended":
+        assert any("forgetting" in key for _, m in got for key in m), "adaptive forgetting never ran"
+    else:
+        assert got[0][0].phase == ("cold_start" if resume_at < 13 else "train")
+        assert phases == {"cold_start", "train"} or resume_at >= 13
+
+
 def test_load_rejects_a_different_config_or_dataset():
     state = _sampler().state_dict()
     with pytest.raises(ValueError, match=r"sampler\.temperature"):

@@ -62,11 +62,12 @@ def test_verl_keys_keep_verls_defaults():
     assert ours == theirs
 
 
-def _recipe_config(script: str) -> dict:
+def _recipe_config(script: str, *overrides: str) -> dict:
     env = dict(os.environ, DATA_DIR="/data/placeholder", PYTHONUNBUFFERED="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     out = subprocess.run(
-        ["bash", str(ROOT / "recipes" / script), "--cfg", "job", "--resolve"],
+        # overrides before Hydra's flags: argparse wants the positional overrides in one run
+        ["bash", str(ROOT / "recipes" / script), *overrides, "--cfg", "job", "--resolve"],
         capture_output=True,
         text=True,
         timeout=180,
@@ -117,6 +118,19 @@ def test_recipe_overrides_pass_through():
     )
     assert env_cfg.returncode == 0, env_cfg.stderr[-2000:]
     assert yaml.safe_load(env_cfg.stdout)["cures"]["sampler"]["temperature_rule"] == "count_scaled"
+
+
+def test_recommended_on_a_paper_recipe_composes_the_recommended_schedule():
+    from cures_verl.verl_adapter.trainer import check_trainer_config
+
+    cfg = _recipe_config("cures_7b.sh", "cures.preset=recommended")
+    cures = CuresConfig.from_mapping(cfg["cures"])
+    # the recipe sets the data's subsets (unused by the continuous schedule) and the record's directory, nothing else
+    assert cures.schedule == preset_config("recommended", {"schedule": {"split": "field"}}).schedule
+    assert cures.schedule.mode == "continuous" and cures.schedule.cold_start_rollouts == 0
+    assert set(cures.differences_from_preset()) == {"schedule.split", "dump_dir"}
+    assert cfg["trainer"]["experiment_name"] == "cures-recommended-Qwen2.5-Math-7B"
+    check_trainer_config(OmegaConf.create(cfg), cures)
 
 
 def test_the_adapter_refuses_screening_naming_the_key_and_accepts_the_default():

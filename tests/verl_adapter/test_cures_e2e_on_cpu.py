@@ -155,6 +155,16 @@ def test_every_prompt_gets_its_allocation_and_the_posterior_counts_the_observed_
     assert float(metrics[1]["cures/schedule/skipped_update"]) == 1.0 and "actor/grad_norm" not in metrics[1]
     assert "actor/grad_norm" in metrics[3] and "cures/schedule/skipped_update" not in metrics[3]
     assert float(metrics[3]["cures/alloc/total"]) == BATCH * ROLLOUT_N
+    # a step that does not train runs no log-prob pass (verl's entropy comes from it) and no weight sync
+    for step in (1, 2):
+        assert float(metrics[step]["cures/schedule/skipped_log_prob_passes"]) == 1.0
+        assert "actor/entropy" not in metrics[step] and "timing_s/update_weights" not in metrics[step]
+    assert "actor/entropy" in metrics[3] and "timing_s/update_weights" in metrics[3]
+    assert "critic/advantages/mean" in metrics[1]  # verl's own metrics of the step still computed
+    # cumulative compute, cold starts included
+    progress = [(float(metrics[s]["progress/rollouts"]), float(metrics[s]["progress/updates"])) for s in range(1, 6)]
+    per_step = [BATCH * COLD] * 2 + [BATCH * ROLLOUT_N] * 3
+    assert progress == [(float(sum(per_step[:s])), float(max(0, s - 2))) for s in range(1, 6)]
 
 
 @pytest.mark.slow
@@ -162,7 +172,11 @@ def test_a_resumed_run_plans_the_same_next_batch(full_run, assets, tmp_path):
     run_dir, _ = full_run
     checkpoint = run_dir / "ckpt" / "global_step_3"
     extra = _cures(tmp_path, "resumed") + ["trainer.resume_mode=resume_path", f"trainer.resume_from_path={checkpoint}"]
-    _run(["-m", "cures_verl.main", *_overrides(assets, steps=TOTAL_STEPS, extra=extra)], cwd=tmp_path)
+    output = _run(["-m", "cures_verl.main", *_overrides(assets, steps=TOTAL_STEPS, extra=extra)], cwd=tmp_path)
+    # the cumulative counts continue from the checkpoint's
+    _, full_output = full_run
+    for key in ("progress/rollouts", "progress/updates"):
+        assert _metrics(output)[4][key] == _metrics(full_output)[4][key], key
     reference = {r["global_step"]: r for r in _records(run_dir)}
     resumed = _records(tmp_path / "resumed")
     assert resumed[0]["global_step"] == 4
@@ -189,5 +203,7 @@ def test_cures_disabled_reproduces_verls_main_ppo(assets, tmp_path):
     theirs = _run(["-m", "cures_verl.verl_adapter.cpu.launch", *overrides], cwd=tmp_path)
     a, b = _metrics(ours)[1], _metrics(theirs)[1]
     assert not any(k.startswith("cures/") for k in a), "cures.enable=false must not run CurES"
+    assert float(a["progress/rollouts"]) == BATCH * ROLLOUT_N and float(a["progress/updates"]) == 1.0
+    assert not any(k.startswith("progress/") for k in b)  # verl's own trainer
     for key in ("prompt_length/mean", "response_length/mean", "critic/score/mean", "actor/grad_norm", "actor/pg_loss"):
         assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-5, abs=1e-7), key
