@@ -51,6 +51,12 @@ def _add_conversion_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write the valid rows and a <output>.bad_rows.jsonl report instead of failing",
     )
+    parser.add_argument(
+        "--no-check-answers",
+        action="store_true",
+        help="do not parse every ground truth with the math reward (math-verify) to reject the ones it cannot grade "
+        "against (empty answers are rejected either way)",
+    )
     parser.add_argument("--hf-path", help="Hugging Face dataset id (default: the registry's)")
     parser.add_argument("--hf-config", help="Hugging Face config name")
     parser.add_argument("--hf-split", help="Hugging Face split name")
@@ -120,6 +126,7 @@ def _prepare_one(name: str, args: argparse.Namespace, output: Path, input_paths:
         subset_seed=getattr(args, "subset_seed", 0),
         allow_bad_rows=args.allow_bad_rows,
         index_offset=getattr(args, "index_offset", 0),
+        check_answers=not args.no_check_answers,
     )
     return build_dataset(inputs, options, output)
 

@@ -3,8 +3,11 @@
 :func:`prepare_rows` is the whole pipeline behind ``scripts/prepare_data.py``:
 
 1. read problem and ground truth from each record (:mod:`cures_verl.data.sources`), plus the optional
-   id and pass-rate columns; every failure becomes a :class:`~cures_verl.data.schema.BadRow`;
-2. reject duplicate source ids;
+   id and pass-rate columns; every failure becomes a :class:`~cures_verl.data.schema.BadRow`, including a
+   ground truth the math reward cannot grade against (nothing left once boxes, ``$`` and trailing periods are
+   removed: the reward would score every response 0 with ``gold_unparseable=1``);
+2. reject duplicate source ids, and with ``check_answers`` the ground truths the math reward cannot parse
+   (math-verify, in the reward's own worker processes);
 3. optionally assign curriculum subsets (:mod:`cures_verl.data.splitting`) and order rows by subset;
 4. build the messages with the prompt template and number the rows ``extra_info.index = 0 .. N-1``;
 5. by default raise :class:`DataValidationError` if any row was bad; with ``allow_bad_rows`` keep the
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cures_verl.data.schema import (
@@ -32,9 +35,10 @@ from cures_verl.data.schema import (
     is_missing,
     short_repr,
 )
-from cures_verl.data.sources import ColumnOverrides, RowError, extract_fields, get_source_format
+from cures_verl.data.sources import ColumnOverrides, RowError, SourceFormat, extract_fields, get_source_format
 from cures_verl.data.splitting import assign_subsets, subset_sizes
 from cures_verl.data.template import PromptTemplate
+from cures_verl.reward.extraction import gold_answers
 
 __all__ = ["SourceInput", "PrepareOptions", "PreparedData", "DataValidationError", "prepare_rows"]
 
@@ -91,6 +95,10 @@ class PrepareOptions:
         index_offset: First ``extra_info.index``; rows are numbered ``index_offset, index_offset + 1, ...``. Give
             files trained together (several ``data.train_files``) disjoint ranges, e.g. the previous file's row
             count, so CurES's per-prompt ids stay unique.
+        check_answers: Also parse every ground truth as the math reward does
+            (:func:`cures_verl.reward.math_verify.check_ground_truths`; needs math-verify) and reject the rows it
+            cannot parse, naming the answer field. ``scripts/prepare_data.py`` turns this on unless
+            ``--no-check-answers``.
     """
 
     dataset_name: str
@@ -104,6 +112,7 @@ class PrepareOptions:
     subset_seed: int = 0
     allow_bad_rows: bool = False
     index_offset: int = 0
+    check_answers: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.index_offset, bool) or not isinstance(self.index_offset, int) or self.index_offset < 0:
@@ -137,6 +146,7 @@ class _Example:
     source_id: str
     subset: int | None
     pass_rate: float | None
+    answer_field: str = "answer"
 
 
 def _pass_rate(record: Mapping[str, Any], column: str) -> float:
@@ -174,13 +184,60 @@ def _extract(source: SourceInput, options: PrepareOptions) -> tuple[list[_Exampl
     for row, record in zip(row_numbers, source.records, strict=True):
         try:
             problem, ground_truth, origin = extract_fields(record, fmt)
+            answer_field = _answer_field(record, fmt, origin)
+            _check_gradable(ground_truth, answer_field)
             source_id = _source_id(record, options.id_column, source.name, row)
             pass_rate = _pass_rate(record, options.pass_rate_column) if options.pass_rate_column else None
         except RowError as exc:
             bad.append(BadRow(source.name, row, exc.field, exc.reason, exc.value))
             continue
-        examples.append(_Example(problem, ground_truth, origin, source.name, row, source_id, source.subset, pass_rate))
+        examples.append(
+            _Example(problem, ground_truth, origin, source.name, row, source_id, source.subset, pass_rate, answer_field)
+        )
     return examples, bad
+
+
+def _answer_field(record: Mapping[str, Any], fmt: SourceFormat, origin: str) -> str:
+    """The column the ground truth of ``record`` came from (``origin`` as :func:`extract_fields` returns it)."""
+    columns = {
+        "answer_column": fmt.answer_columns,
+        "solution_boxed": fmt.solution_columns,
+        "gsm8k_marker": fmt.gsm8k_columns,
+    }[origin]
+    return next((column for column in columns if column in record), "/".join(columns))
+
+
+def _check_gradable(ground_truth: str, answer_field: str) -> None:
+    """Reject a ground truth the math reward would read as empty (``\\boxed{}``, ``$ $``, ``.``)."""
+    try:
+        gold_answers(ground_truth)
+    except (TypeError, ValueError):
+        raise RowError(
+            answer_field,
+            "holds no answer once boxes, math delimiters and trailing periods are removed (the math reward would "
+            "score every response 0)",
+            ground_truth,
+        ) from None
+
+
+def _reject_unparseable_answers(examples: list[_Example]) -> tuple[list[_Example], list[BadRow]]:
+    """Split off the examples whose ground truth the math reward cannot parse (``check_answers``)."""
+    from cures_verl.reward.math_verify import check_ground_truths
+
+    verdicts = check_ground_truths([example.ground_truth for example in examples])
+    kept: list[_Example] = []
+    bad: list[BadRow] = []
+    for example, verdict in zip(examples, verdicts, strict=True):
+        if verdict is None:
+            kept.append(example)
+        else:
+            reason = f"the math reward cannot grade against this ground truth: {verdict}"
+            bad.append(
+                BadRow(
+                    example.source, example.source_row, example.answer_field, reason, short_repr(example.ground_truth)
+                )
+            )
+    return kept, bad
 
 
 def _reject_duplicate_ids(examples: list[_Example]) -> tuple[list[_Example], list[BadRow]]:
@@ -248,6 +305,9 @@ def prepare_rows(inputs: Sequence[SourceInput], options: PrepareOptions) -> Prep
         num_input_rows += len(source.records) + len(source.read_errors)
     examples, duplicates = _reject_duplicate_ids(examples)
     bad += duplicates
+    if options.check_answers and examples:
+        examples, unparseable = _reject_unparseable_answers(examples)
+        bad += unparseable
     source_order = {source.name: k for k, source in enumerate(inputs)}
     bad.sort(key=lambda b: (source_order.get(b.source, len(source_order)), b.row))
     if bad and not options.allow_bad_rows:
@@ -260,10 +320,7 @@ def prepare_rows(inputs: Sequence[SourceInput], options: PrepareOptions) -> Prep
     sizes: list[int] | None = None
     if options.num_subsets is not None:
         subsets = assign_subsets([e.source_id for e in examples], options.num_subsets, seed=options.subset_seed)
-        examples = [
-            _Example(e.problem, e.ground_truth, e.answer_origin, e.source, e.source_row, e.source_id, s, e.pass_rate)
-            for e, s in zip(examples, subsets, strict=True)
-        ]
+        examples = [replace(e, subset=s) for e, s in zip(examples, subsets, strict=True)]
         sizes = subset_sizes(len(examples), options.num_subsets)
     if any(e.subset is not None for e in examples):
         # stable sort: subset 1 first, input order inside a subset -> contiguous blocks

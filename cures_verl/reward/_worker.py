@@ -2,9 +2,12 @@
 
 :class:`~cures_verl.reward.pool.VerifierPool` starts this file as a script (``python .../_worker.py``), never
 by import, so the worker needs only the standard library and math-verify (not ``cures_verl`` itself). It
-handles one request at a time; the parent kills it when a request exceeds its deadline, which is the only
-timeout mechanism: math-verify's own ``signal.alarm`` timeouts are switched off (``parsing_timeout=None``,
-``timeout_seconds=None``) because they fail outside the main thread.
+handles one request at a time, on its main thread. math-verify's own ``signal.alarm`` timeouts are switched off
+(``parsing_timeout=None``, ``timeout_seconds=None``); instead each request carries the seconds left to the
+parent's deadline, and a ``SIGALRM`` timer set to them interrupts a computation still running then (sympy is
+mostly Python code), so the worker answers ``{"timeout": true}`` and stays in service. A computation stuck
+inside one long C call (a huge integer power) cannot be interrupted: the parent kills the worker when no answer
+comes shortly after the deadline.
 
 Protocol (stdin -> worker, worker -> a private copy of stdout; fd 1 itself is pointed at stderr so that stray
 prints cannot corrupt a frame): each frame is a 4-byte big-endian length followed by that many bytes of
@@ -12,13 +15,17 @@ ASCII JSON.
 
 * worker -> parent, once after start-up: ``{"ready": true}``.
 * parent -> worker: ``{"golds": [str, ...], "pred": str, "kind": "boxed" | "answer" | "any" | "gold",
-  "cpu_seconds": int}``. ``golds`` and, for ``kind == "boxed"``, ``pred`` are already wrapped by
-  ``extraction.to_math_verify_input``; for ``"answer"``/``"any"`` ``pred`` is the tail of the response;
-  ``"gold"`` only parses the golds.
+  "seconds": float, "cpu_seconds": int, "pred_boxes": [str, ...]}``. ``golds`` are the accepted answers (bare,
+  or holding boxes, whose arguments are then the answer); for ``kind == "boxed"`` ``pred`` is the final answer
+  group the parent extracted (box arguments joined by ``", "``) and the optional ``pred_boxes`` the response's
+  last few box arguments (for the multi-part rule); for ``"answer"``/``"any"`` ``pred`` is the tail of the
+  response; ``"gold"`` only parses the golds. Answers are parsed and compared by ``matching.py`` (loaded by file
+  path, see :func:`_load_matching`).
 * worker -> parent, twice per request: ``{"stage": "gold", "gold_parsed": bool}`` once the gold is parsed
   (the parent uses it to tell a hanging gold from a hanging prediction), then ``{"gold_parsed": bool,
-  "pred_extracted": bool, "pred_parsed": bool, "correct": bool}``, or ``{"error": str}`` if our own code
-  raised (math-verify's ``parse``/``verify`` catch their own errors and return ``[]``/``False``).
+  "pred_extracted": bool, "pred_parsed": bool, "correct": bool}``, ``{"timeout": true}`` if the request was
+  still running ``seconds`` after it arrived, or ``{"error": str}`` if our own code raised (math-verify's
+  ``parse``/``verify`` catch their own errors and return ``[]``/``False``).
 
 Defences besides the parent's kill: ``RLIMIT_AS`` caps memory (``--memory-mb``; e.g. ``\\operatorname{zeros}``
 of a huge size raises ``MemoryError`` instead of swapping the host), ``RLIMIT_CORE`` is 0, and before each
@@ -30,10 +37,14 @@ reads EOF on stdin and exits.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import io
 import json
 import logging
 import os
 import resource
+import signal
 import struct
 import sys
 from collections import OrderedDict
@@ -69,8 +80,22 @@ def _read_frame(stream: BinaryIO) -> dict[str, Any] | None:
 
 def _write_frame(stream: BinaryIO, obj: dict[str, Any]) -> None:
     payload = json.dumps(obj, ensure_ascii=True).encode("ascii")
-    stream.write(_HEADER.pack(len(payload)) + payload)
-    stream.flush()
+    # A deadline alarm during the write would leave half a frame on the pipe: it fires after the write instead.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        stream.write(_HEADER.pack(len(payload)) + payload)
+        stream.flush()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+
+
+class _DeadlinePassed(BaseException):
+    """Raised by ``SIGALRM`` when a request runs past its deadline. Not an ``Exception``, so that the
+    ``except Exception`` blocks of math-verify and sympy cannot swallow it."""
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _DeadlinePassed
 
 
 def _limit_cpu(extra_seconds: int) -> None:
@@ -83,75 +108,97 @@ def _limit_cpu(extra_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+def _load_matching() -> Any:
+    """The answer-matching module (``matching.py`` next to this file).
+
+    Imported as ``cures_verl.reward.matching`` when this file is itself imported as part of the package (tests);
+    loaded by file path when it runs as the worker script, so the worker never imports ``cures_verl``.
+    """
+    if __package__:
+        return importlib.import_module(f"{__package__}.matching")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matching.py")
+    spec = importlib.util.spec_from_file_location("_cures_reward_matching", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the answer matcher from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
 class _Verifier:
-    """math-verify with its timeouts off, plus a per-process cache of parsed gold answers."""
+    """Parses and compares answers (``matching.py``) with math-verify's timeouts off; caches parsed golds."""
 
     def __init__(self) -> None:
         import math_verify  # type: ignore[import-untyped]
         from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
         self._parse = math_verify.parse
-        self._verify = math_verify.verify
-        boxed_latex = LatexExtractionConfig(boxed_match_priority=0)
-        self._gold_config = (boxed_latex,)
-        # "boxed": the parent already extracted the box argument. The fallbacks never look for boxes (the parent
-        # found none, or only an unclosed one); "answer" needs an anchor such as "final answer is" / "Answer:".
+        self.matching = _load_matching()
+        # The fallback modes (the parent found no complete box) never look for boxes; "answer" needs an anchor
+        # such as "final answer is" / "Answer:".
         self._pred_configs: dict[str, tuple[Any, ...]] = {
-            "boxed": (boxed_latex,),
             "answer": (
                 LatexExtractionConfig(try_extract_without_anchor=False, boxed_match_priority=-1),
                 ExprExtractionConfig(try_extract_without_anchor=False),
             ),
             "any": (LatexExtractionConfig(boxed_match_priority=-1), ExprExtractionConfig()),
         }
-        self._gold_cache: OrderedDict[str, list[Any]] = OrderedDict()
+        self._gold_cache: OrderedDict[str, Any] = OrderedDict()
 
-    def parse_gold(self, gold: str) -> list[Any]:
-        cached = self._gold_cache.get(gold)
-        if cached is not None:
+    def parse_gold(self, gold: str) -> Any:
+        """The parsed gold (a ``matching.Answer``), or ``None`` when it cannot be parsed."""
+        if gold in self._gold_cache:
             self._gold_cache.move_to_end(gold)
-            return cached
-        parsed = _expressions(self._parse(gold, self._gold_config, fallback_mode="no_fallback", parsing_timeout=None))
+            return self._gold_cache[gold]
+        parsed = self.matching.parse_answer(gold)
         self._gold_cache[gold] = parsed
         if len(self._gold_cache) > _GOLD_CACHE_SIZE:
             self._gold_cache.popitem(last=False)
         return parsed
 
-    def parse_pred(self, pred: str, kind: str) -> tuple[bool, list[Any]]:
-        """Return (extracted, parsed expressions)."""
+    def parse_pred(self, pred: str, kind: str) -> tuple[bool, Any]:
+        """Return (extracted, parsed answer or ``None``)."""
         if kind == "boxed":
-            found = self._parse(pred, self._pred_configs["boxed"], fallback_mode="no_fallback", parsing_timeout=None)
-            return True, _expressions(found)
+            return True, self.matching.parse_answer(pred)
         # first_match fallback adds the raw matched string, which tells "found but unparseable" apart from "none".
         found = self._parse(pred, self._pred_configs[kind], fallback_mode="first_match", parsing_timeout=None)
-        return bool(found), _expressions(found)
+        return bool(found), self.matching.answer_from_expressions(found)
 
-    def verify(self, golds: list[Any], preds: list[Any]) -> bool:
-        return bool(self._verify(golds, preds, timeout_seconds=None))
-
-
-def _expressions(parsed: list[Any]) -> list[Any]:
-    return [item for item in parsed if not isinstance(item, str)]
+    def verify(self, golds: list[Any], pred: Any, recent_boxes: list[str] | None = None) -> bool:
+        """Whether ``pred`` matches any gold; ``recent_boxes`` enables the multi-part rule (see matching.py)."""
+        return any(self.matching.answers_match(gold, pred) for gold in golds) or any(
+            self.matching.multipart_match(gold, pred, recent_boxes or []) for gold in golds
+        )
 
 
 def _handle(verifier: _Verifier, request: dict[str, Any], out: BinaryIO) -> dict[str, Any]:
     kind = request["kind"]
     if kind not in ("boxed", "answer", "any", "gold"):
         raise ValueError(f"unknown kind {kind!r}")
-    gold_exprs: list[Any] = []
-    for gold in request["golds"]:
-        gold_exprs.extend(verifier.parse_gold(gold))
-    _write_frame(out, {"stage": "gold", "gold_parsed": bool(gold_exprs)})
+    golds = [verifier.parse_gold(gold) for gold in request["golds"]]
+    golds = [gold for gold in golds if gold is not None]
+    _write_frame(out, {"stage": "gold", "gold_parsed": bool(golds)})
     if kind == "gold":  # only the gold's status is wanted (the response had no answer to check)
-        return {"gold_parsed": bool(gold_exprs), "pred_extracted": False, "pred_parsed": False, "correct": False}
-    extracted, pred_exprs = verifier.parse_pred(request["pred"], kind)
-    correct = bool(gold_exprs) and bool(pred_exprs) and verifier.verify(gold_exprs, pred_exprs)
+        return {"gold_parsed": bool(golds), "pred_extracted": False, "pred_parsed": False, "correct": False}
+    extracted, pred = verifier.parse_pred(request["pred"], kind)
+    recent = request.get("pred_boxes") if kind == "boxed" else None
+    correct = bool(golds) and pred is not None and verifier.verify(golds, pred, recent)
     return {
-        "gold_parsed": bool(gold_exprs),
+        "gold_parsed": bool(golds),
         "pred_extracted": extracted,
-        "pred_parsed": bool(pred_exprs),
+        "pred_parsed": pred is not None,
         "correct": correct,
     }
+
+
+def _warm_up(verifier: _Verifier) -> None:
+    """Grade one answer before reporting ready: the lazy imports and parser set-up (about 0.2 s) would otherwise fall
+    on the first request, which is on the clock when this worker has just replaced a killed one."""
+    try:
+        _handle(verifier, {"golds": ["\\boxed{\\frac{1}{2}}"], "pred": "\\boxed{0.5}", "kind": "boxed"}, io.BytesIO())
+    except Exception as exc:  # a real request will report the problem; the worker must still start
+        sys.stderr.write(f"math-verify worker warm-up failed: {type(exc).__name__}: {exc}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,10 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     _drop_own_directory_from_path()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGALRM, _on_alarm)
 
     # math-verify warns once per process that its timeouts are off: that is deliberate here.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     verifier = _Verifier()
+    _warm_up(verifier)
     if args.memory_mb > 0:
         limit = args.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -181,9 +230,18 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             _limit_cpu(int(request.get("cpu_seconds", 60)))
             try:
-                reply = _handle(verifier, request, out)
+                # The parent's deadline, enforced here too: a computation in Python code (most of sympy) stops at
+                # the alarm and this process serves the next request; one stuck inside a single C call (a huge
+                # integer power) cannot be interrupted, and the parent kills the process.
+                signal.setitimer(signal.ITIMER_REAL, max(0.001, float(request.get("seconds", 3600))))
+                try:
+                    reply = _handle(verifier, request, out)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
             except BrokenPipeError:
                 raise
+            except _DeadlinePassed:
+                reply = {"timeout": True}
             except Exception as exc:  # reported to the parent, which flags the sample as worker_error
                 reply = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
             _write_frame(out, reply)

@@ -10,22 +10,27 @@ into the call as keyword arguments (``verl/trainer/ppo/reward.py::get_custom_rew
 
 Pipeline for one response:
 
-1. Extract the final answer in pure Python (:mod:`cures_verl.reward.extraction`): the argument of the last
-   ``\\boxed{...}``, with a length cap. No box means score 0 without parsing the response (unless a fallback
-   ``extraction`` mode is chosen); only the gold is parsed, once per distinct gold, to report ``gold_parsed``.
+1. Extract the final answer in pure Python (:mod:`cures_verl.reward.extraction`): the final answer group (the
+   last ``\\boxed{...}`` and the boxes just before it that only connectors separate), with a length cap. No box
+   means score 0 without parsing the response (unless a fallback ``extraction`` mode is chosen); only the gold
+   is parsed, once per distinct gold, to report ``gold_parsed``.
 2. Look the (gold, answer) pair up in a result cache; GRPO's ``n`` rollouts of a prompt repeat answers a lot.
-3. Otherwise send the short answer and the gold to a worker process (:mod:`cures_verl.reward.pool`) that runs
-   math-verify with its own timeouts disabled; a worker that misses the deadline is killed and replaced.
+3. Otherwise send the short answer and the gold to a worker process (:mod:`cures_verl.reward.pool`), which parses
+   and compares them with :mod:`cures_verl.reward.matching` (math-verify's parsing, several answers, notation
+   rewrites, exact comparison; the rules are in ``docs/reward.md``) under the request's deadline.
 
 Every returned dict has the keys :data:`RESULT_KEYS`, all floats (verl takes the key set from the first sample,
-and with an ``acc`` key it files validation under ``val-core/<data_source>/acc/mean@N``). A gold answer that
-math-verify cannot parse scores 0 with ``gold_parsed == 0``; it is logged once per distinct gold and counted
-in :func:`reward_stats`, so a broken dataset row is not mistaken for a wrong answer.
+and with an ``acc`` key it files validation under ``val-core/<data_source>/acc/mean@N``). A gold that is empty,
+of a wrong type or cannot be parsed scores 0 with ``gold_unparseable == 1`` (by default it never raises: in
+verl's reward loop an exception ends the run); it is logged once per distinct gold and counted in
+:func:`reward_stats`, so a broken dataset row is not mistaken for a wrong answer. :func:`check_ground_truths`
+lets data preparation and the pre-flight check reject such rows before a run.
 
-Departures from verl's ``verl/utils/reward_score/math_verify.py``: the prediction is the last box only (verl
-runs math-verify's LaTeX and plain-expression extraction over the whole response), a hung worker is killed
-instead of left running, percent answers such as ``\\boxed{50\\%}`` are parsed (verl's gold ``50\\%`` never
-parses, so every answer scores 0), and the dict result carries parse/timeout indicators.
+Departures from verl's ``verl/utils/reward_score/math_verify.py``: the prediction is the final answer group only
+(verl runs math-verify's LaTeX and plain-expression extraction over the whole response), a hung worker is
+stopped instead of left running, the matching rules differ from math-verify's (several answers, repeating
+decimals, e-notation, Unicode, set-builder notation, percentages, degrees; decimals are exact rationals, so
+``0.333333`` is not ``1/3``), and the dict result carries parse/timeout indicators.
 """
 
 from __future__ import annotations
@@ -37,12 +42,14 @@ import logging
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from cures_verl.reward.extraction import find_last_boxed, gold_answers, normalize_answer, to_math_verify_input
+from cures_verl.reward.extraction import find_answer_boxes, gold_answers, normalize_answer
 from cures_verl.reward.pool import VerifierPool, VerifyOutcome
 
 __all__ = [
@@ -50,8 +57,10 @@ __all__ = [
     "ENV_NUM_WORKERS",
     "ENV_TIMEOUT",
     "EXTRACTION_MODES",
+    "NOT_CHECKED",
     "RESULT_KEYS",
     "RewardOptions",
+    "check_ground_truths",
     "clear_caches",
     "compute_score",
     "reward_stats",
@@ -67,6 +76,7 @@ RESULT_KEYS: Final[tuple[str, ...]] = (
     "pred_too_long",
     "pred_parsed",
     "gold_parsed",
+    "gold_unparseable",
     "timeout",
     "worker_error",
 )
@@ -89,6 +99,7 @@ ENV_MEMORY_MB: Final = "CURES_REWARD_MEMORY_MB"
 _DEFAULT_TIMEOUT: Final = 5.0
 _DEFAULT_MEMORY_MB: Final = 2048
 _RESULT_CACHE_SIZE: Final = 16384
+_RECENT_BOXES: Final = 8  # boxes sent for the multi-part rule (a gold with several answers, boxed apart)
 _MAX_REMEMBERED_GOLDS: Final = 10000
 # Keyword arguments verl itself may add to the call (when a reward-model router is configured); ignored here.
 _VERL_EXTRA_KWARGS: Final = frozenset({"reward_router_address", "reward_model_tokenizer"})
@@ -155,10 +166,10 @@ class RewardOptions:
     """Longest extracted answer sent to math-verify; a longer box argument scores 0 with ``pred_too_long == 1``.
     The fallback modes search only this many trailing characters of the response."""
 
-    invalid_gold: str = "raise"
-    """What a ground truth that is not a string/number/list of those (``None``, ``""``, NaN...) does: ``"raise"``
-    a ``TypeError``/``ValueError`` naming the problem, or ``"flag"`` it (score 0, ``gold_parsed == 0``, logged
-    once per distinct value)."""
+    invalid_gold: str = "flag"
+    """What a ground truth that is not a string/number/list of those (``None``, ``""``, NaN...) does: ``"flag"``
+    it (score 0, ``gold_unparseable == 1``, counted, logged once per distinct value; the default, so that one bad
+    row cannot end a training run), or ``"raise"`` a ``TypeError``/``ValueError`` naming the problem."""
 
     use_cache: bool = True
     """Reuse results for repeated (gold, answer) pairs. math-verify is deterministic, so this only saves time;
@@ -382,6 +393,7 @@ def _result(
     pred_too_long: bool = False,
     pred_parsed: bool = False,
     gold_parsed: bool = False,
+    gold_unparseable: bool = False,
     timeout: bool = False,
     worker_error: bool = False,
 ) -> dict[str, float]:
@@ -393,6 +405,7 @@ def _result(
         "pred_too_long": float(pred_too_long),
         "pred_parsed": float(pred_parsed),
         "gold_parsed": float(gold_parsed),
+        "gold_unparseable": float(gold_unparseable),
         "timeout": float(timeout),
         "worker_error": float(worker_error),
     }
@@ -408,14 +421,16 @@ def compute_score(
     r"""Score one response 1.0 if its final answer is mathematically equal to the ground truth, else 0.0.
 
     The signature is verl's ``custom_reward_function`` contract; verl calls it with keyword arguments, and the
-    first three also work positionally. It is thread-safe and never uses signals.
+    first three also work positionally. It is thread-safe and never uses signals. What "equal" means (several
+    answers, notations, numeric tolerance) is the matching rule of ``docs/reward.md``
+    (:mod:`cures_verl.reward.matching`).
 
     Args:
         data_source: The row's ``data_source``; unused (every source is scored the same way).
         solution_str: The decoded response. Any string is safe: it is never executed, and no input makes this
             function raise or run much past ``timeout`` (waiting for a free worker aside).
-        ground_truth: ``reward_model["ground_truth"]``: a string (bare, or already boxed), a number, or a list of
-            accepted answers. Other types follow the ``invalid_gold`` option.
+        ground_truth: ``reward_model["ground_truth"]``: a string (bare, or holding boxes), a number, or a list of
+            accepted answers. Other types, and empty ones, follow the ``invalid_gold`` option.
         extra_info: The row's ``extra_info``; unused (verl adds ``num_turns`` and ``rollout_reward_scores``).
         **kwargs: Options, see :class:`RewardOptions`: ``extraction``, ``timeout``, ``num_workers``,
             ``max_answer_chars``, ``invalid_gold``, ``use_cache``.
@@ -423,15 +438,16 @@ def compute_score(
     Returns:
         A dict with exactly the keys :data:`RESULT_KEYS`, all 0.0/1.0: ``score`` and ``acc`` (the reward),
         ``pred_extracted`` (an answer was found), ``pred_too_long`` (it exceeded ``max_answer_chars``),
-        ``pred_parsed`` (math-verify parsed it), ``gold_parsed`` (math-verify parsed the ground truth; 0 means the
-        dataset row, not the model, is at fault), ``timeout`` (the worker was killed at the deadline) and
-        ``worker_error`` (the worker crashed or raised).
+        ``pred_parsed`` (it parsed), ``gold_parsed`` (the ground truth parsed), ``gold_unparseable`` (the ground
+        truth is empty, of a wrong type, unparseable, or its parsing hung: the dataset row, not the model, is at
+        fault), ``timeout`` (the worker was killed at the deadline) and ``worker_error`` (the worker crashed or
+        raised).
 
     Raises:
-        TypeError: For an unknown option, a non-string ``solution_str``, or (with ``invalid_gold="raise"``) a
-            ground truth of an unsupported type.
-        ValueError: For an invalid option value or (with ``invalid_gold="raise"``) an empty or non-finite ground
-            truth.
+        TypeError: For an unknown option, a non-string ``solution_str``, or (only with ``invalid_gold="raise"``)
+            a ground truth of an unsupported type.
+        ValueError: For an invalid option value or (only with ``invalid_gold="raise"``) an empty or non-finite
+            ground truth.
         ImportError: If math-verify (>= 0.8) is not installed.
         RuntimeError: If no worker process can be started at all.
 
@@ -439,6 +455,8 @@ def compute_score(
         >>> result = compute_score(data_source="math", solution_str=r"so $x=\boxed{\dfrac{1}{2}}$", ground_truth="0.5")
         >>> result["score"], result["pred_parsed"], result["gold_parsed"], result["timeout"]
         (1.0, 1.0, 1.0, 0.0)
+        >>> compute_score(data_source="math", solution_str=r"\boxed{1}", ground_truth="")["gold_unparseable"]
+        1.0
     """
     options = RewardOptions.from_kwargs(kwargs)
     if not isinstance(solution_str, str):
@@ -449,37 +467,46 @@ def compute_score(
     except (TypeError, ValueError) as exc:
         if options.invalid_gold == "raise":
             raise type(exc)(
-                f"{exc} (data_source={data_source!r}; pass invalid_gold='flag' to score such rows 0 instead)"
+                f"{exc} (data_source={data_source!r}; invalid_gold='flag', the default, scores such rows 0 with "
+                "gold_unparseable=1 instead)"
             ) from exc
         _count("invalid_gold")
         if _remember_once(_STATE.logged_golds, ("invalid", repr(ground_truth)[:200])):
-            logger.error("invalid ground truth scored 0 (data_source=%r): %s", data_source, exc)
-        return _result()
+            logger.error(
+                "invalid ground truth scored 0 with gold_unparseable=1 (data_source=%r): %s; "
+                "prepare_data and the pre-flight check reject such rows",
+                data_source,
+                exc,
+            )
+        return _result(gold_unparseable=True)
     return _score(solution_str, golds, options)
 
 
 def _score(solution_str: str, golds: tuple[str, ...], options: RewardOptions) -> dict[str, float]:
-    gold_inputs = tuple(to_math_verify_input(gold) for gold in golds)
-    boxed = find_last_boxed(solution_str, max_chars=options.max_answer_chars)
-    if boxed.status == "too_long":
+    gold_inputs = golds
+    boxes = find_answer_boxes(solution_str, max_chars=options.max_answer_chars, max_boxes=_RECENT_BOXES)
+    recent: tuple[str, ...] = ()
+    if boxes.status == "too_long":
         _count("answer_too_long")
-        return _result(pred_extracted=True, pred_too_long=True, gold_parsed=_gold_parses(golds, gold_inputs, options))
-    if boxed.status == "found":
-        answer = normalize_answer(boxed.content)
-        if not answer:  # \boxed{} or \boxed{ . }
+        return _no_answer_result(golds, gold_inputs, options, pred_extracted=True, pred_too_long=True)
+    if boxes.status == "found":
+        group = [part for part in map(normalize_answer, boxes.group) if part]
+        if not group:  # \boxed{} or \boxed{ . }
             _count("pred_unparsed")
-            return _result(pred_extracted=True, gold_parsed=_gold_parses(golds, gold_inputs, options))
-        kind, pred = "boxed", to_math_verify_input(answer)
+            return _no_answer_result(golds, gold_inputs, options, pred_extracted=True)
+        kind, pred = "boxed", ", ".join(group)
+        if len(boxes.recent) > len(boxes.group):  # the multi-part rule may need the earlier boxes
+            recent = tuple(part for part in map(normalize_answer, boxes.recent) if part)
     elif options.extraction == "boxed":
         _count("no_answer")
-        return _result(gold_parsed=_gold_parses(golds, gold_inputs, options))
+        return _no_answer_result(golds, gold_inputs, options)
     else:
         kind, pred = _FALLBACK_KIND[options.extraction], solution_str[-options.max_answer_chars :]
 
     if gold_inputs in _STATE.hung_golds:
         _count("gold_unparsed")
-        return _result(pred_extracted=kind == "boxed")
-    key = (gold_inputs, kind, pred)
+        return _result(pred_extracted=kind == "boxed", gold_unparseable=True)
+    key = (gold_inputs, kind, pred, recent)
     if options.use_cache:
         cached = _STATE.cache.get(key)
         if cached is not None:
@@ -487,7 +514,9 @@ def _score(solution_str: str, golds: tuple[str, ...], options: RewardOptions) ->
             _count_flags(cached)
             return dict(cached)
 
-    request = {"golds": list(gold_inputs), "pred": pred, "kind": kind}
+    request: dict[str, Any] = {"golds": list(gold_inputs), "pred": pred, "kind": kind}
+    if recent:
+        request["pred_boxes"] = list(recent)
     outcome = _get_pool(options.num_workers).submit(request, timeout=options.timeout)
     result = _interpret(outcome, golds, gold_inputs, kind)
     if outcome.status == "ok" and options.use_cache:
@@ -495,26 +524,49 @@ def _score(solution_str: str, golds: tuple[str, ...], options: RewardOptions) ->
     return result
 
 
-def _gold_parses(golds: tuple[str, ...], gold_inputs: tuple[str, ...], options: RewardOptions) -> bool:
-    """Whether math-verify parses the gold, for responses that never reach a worker (no answer, too long).
+def _no_answer_result(
+    golds: tuple[str, ...],
+    gold_inputs: tuple[str, ...],
+    options: RewardOptions,
+    *,
+    pred_extracted: bool = False,
+    pred_too_long: bool = False,
+) -> dict[str, float]:
+    """The result for a response with nothing to verify; the gold's status is still reported."""
+    parses = _gold_parses(golds, gold_inputs, options)
+    return _result(
+        pred_extracted=pred_extracted,
+        pred_too_long=pred_too_long,
+        gold_parsed=parses is True,
+        gold_unparseable=parses is False,
+    )
+
+
+def _gold_parses(golds: tuple[str, ...], gold_inputs: tuple[str, ...], options: RewardOptions) -> bool | None:
+    """Whether the gold parses, for responses that never reach a worker (no answer, too long); ``None`` when a
+    worker crashed before it could tell.
 
     Known from an earlier call for most golds; otherwise a worker parses just the gold, once per distinct gold.
     """
-    known = False if gold_inputs in _STATE.hung_golds else None
+    known: bool | None = False if gold_inputs in _STATE.hung_golds else None
     if known is None and options.use_cache:
         known = _STATE.gold_status.get(gold_inputs)
     if known is None:
         request = {"golds": list(gold_inputs), "pred": "", "kind": "gold"}
         outcome = _get_pool(options.num_workers).submit(request, timeout=options.timeout)
-        known = _interpret(outcome, golds, gold_inputs, "gold", count=False)["gold_parsed"] == 1.0
-    if not known:
+        result = _interpret(outcome, golds, gold_inputs, "gold", count=False)
+        if result["gold_parsed"] == 1.0:
+            known = True
+        elif result["gold_unparseable"] == 1.0:
+            known = False
+    if known is False:
         _count("gold_unparsed")
-    return bool(known)
+    return known
 
 
 def _count_flags(result: Mapping[str, float]) -> None:
     names = []
-    if result["gold_parsed"] == 0.0:
+    if result["gold_unparseable"] == 1.0:
         names.append("gold_unparsed")
     elif result["pred_parsed"] == 0.0 and not result["timeout"] and not result["worker_error"]:
         names.append("pred_unparsed" if result["pred_extracted"] else "no_answer")
@@ -529,20 +581,27 @@ def _interpret(
         _STATE.gold_status.put(gold_inputs, outcome.gold_parsed)
     if outcome.status == "ok":
         reply = outcome.reply
+        gold_parsed = bool(reply.get("gold_parsed"))
         result = _result(
             correct=bool(reply.get("correct")),
             pred_extracted=extracted_by_us or bool(reply.get("pred_extracted")),
             pred_parsed=bool(reply.get("pred_parsed")),
-            gold_parsed=bool(reply.get("gold_parsed")),
+            gold_parsed=gold_parsed,
+            gold_unparseable=not gold_parsed,
         )
         if count:
             _count_flags(result)
-        if not reply.get("gold_parsed") and _remember_once(_STATE.logged_golds, golds):
-            logger.warning("math-verify cannot parse the ground truth %r: such rows score 0 (gold_parsed=0)", golds)
+        if not gold_parsed and _remember_once(_STATE.logged_golds, golds):
+            logger.warning(
+                "the ground truth %r cannot be parsed: such rows score 0 with gold_unparseable=1; prepare_data and "
+                "the pre-flight check reject them",
+                golds,
+            )
         return result
     if outcome.status == "timeout":
         _count("timeouts")
-        if outcome.gold_parsed is None:
+        gold_hung = outcome.gold_hung  # the worker spent long enough on the gold without finishing it
+        if gold_hung:
             # The gold itself hung: remember it, so its other rollouts do not each cost a full timeout.
             _count("gold_timeouts")
             with _STATE.lock:
@@ -550,7 +609,91 @@ def _interpret(
                     _STATE.hung_golds.add(gold_inputs)
             if _remember_once(_STATE.logged_golds, ("hung", golds)):
                 logger.warning("parsing the ground truth %r exceeded the timeout; its rows score 0", golds)
-        return _result(pred_extracted=extracted_by_us, gold_parsed=bool(outcome.gold_parsed), timeout=True)
+        return _result(
+            pred_extracted=extracted_by_us,
+            gold_parsed=bool(outcome.gold_parsed),
+            gold_unparseable=gold_hung or outcome.gold_parsed is False,
+            timeout=True,
+        )
     _count("worker_errors")
     logger.warning("math-verify worker %s: %s (scored 0, worker_error=1)", outcome.status, outcome.detail)
-    return _result(pred_extracted=extracted_by_us, gold_parsed=bool(outcome.gold_parsed), worker_error=True)
+    return _result(
+        pred_extracted=extracted_by_us,
+        gold_parsed=bool(outcome.gold_parsed),
+        gold_unparseable=outcome.gold_parsed is False,
+        worker_error=True,
+    )
+
+
+_CHECK_ATTEMPTS: Final = 3
+NOT_CHECKED: Final = "not checked (time budget)"
+"""The :func:`check_ground_truths` verdict for values still unchecked when its ``deadline`` passed."""
+
+
+def check_ground_truths(
+    ground_truths: Sequence[object],
+    *,
+    timeout: float | None = None,
+    num_workers: int | None = None,
+    threads: int | None = None,
+    deadline: float | None = None,
+) -> list[str | None]:
+    r"""Say, for each ground truth, whether :func:`compute_score` can grade against it: ``None`` when it can, else
+    the reason (empty, wrong type, cannot be parsed, its parsing hangs). For data preparation and the pre-flight
+    check, which reject such rows before a run instead of letting them score 0 with ``gold_unparseable=1``.
+
+    Each distinct value is parsed once, by the reward's own worker processes (so a gold whose parsing hangs
+    costs ``timeout``, not the caller's process).
+
+    Args:
+        ground_truths: ``reward_model.ground_truth`` values, one per row.
+        timeout: Seconds per distinct ground truth (default: the reward's default timeout).
+        num_workers: Worker processes (default: the reward's default).
+        threads: Ground truths checked at once; default one per worker (more would only queue, and waiting for a
+            worker counts against ``timeout``).
+        deadline: A ``time.monotonic()`` value after which no further value is sent to a worker; the rows of
+            values left unchecked get :data:`NOT_CHECKED`.
+
+    Returns:
+        One entry per input, in order.
+
+    Example:
+        >>> check_ground_truths(["\\frac{1}{2}", "\\frac{", "(3,4),(4,3)"])
+        [None, 'cannot be parsed', None]
+    """
+    options = RewardOptions.from_kwargs(
+        {
+            **({"timeout": timeout} if timeout is not None else {}),
+            **({"num_workers": num_workers} if num_workers is not None else {}),
+        }
+    )
+    verdicts: dict[str, str | None] = {}
+    inputs: list[tuple[str, ...] | str] = []
+    for value in ground_truths:
+        try:
+            inputs.append(gold_answers(value))
+        except (TypeError, ValueError) as exc:
+            inputs.append(str(exc))
+    distinct = sorted({item for item in inputs if isinstance(item, tuple)})
+
+    def check(golds: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
+        outcome = None
+        for _ in range(_CHECK_ATTEMPTS):  # a timeout that says nothing about the gold (a busy machine) is retried
+            if deadline is not None and time.monotonic() > deadline:
+                return golds, NOT_CHECKED
+            outcome = _get_pool(options.num_workers).submit(
+                {"golds": list(golds), "pred": "", "kind": "gold"}, timeout=options.timeout
+            )
+            if outcome.status == "ok":
+                return golds, None if outcome.reply.get("gold_parsed") else "cannot be parsed"
+            if outcome.status == "timeout" and outcome.gold_hung:
+                return golds, f"parsing it takes longer than the reward's timeout ({options.timeout:g} s)"
+            if outcome.status == "error":
+                return golds, f"parsing it raised {outcome.detail}"
+        assert outcome is not None
+        return golds, f"could not be checked in {_CHECK_ATTEMPTS} attempts: {outcome.status} ({outcome.detail})"
+
+    with ThreadPoolExecutor(max_workers=threads or options.num_workers) as executor:
+        for golds, verdict in executor.map(check, distinct):
+            verdicts["\x00".join(golds)] = verdict
+    return [item if isinstance(item, str) else verdicts["\x00".join(item)] for item in inputs]

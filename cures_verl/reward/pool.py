@@ -1,23 +1,39 @@
-"""A pool of math-verify worker processes with a hard, per-request deadline.
+"""A pool of math-verify worker processes with a hard deadline per call, waiting for a worker included.
 
 Why not :class:`concurrent.futures.ProcessPoolExecutor` (what verl 0.9.1's
 ``verl/utils/reward_score/math_verify.py`` uses): ``future.result(timeout)`` stops *waiting*, but the worker keeps
 computing. A response such as ``\\boxed{10^{10^{10}}}`` then holds that pool slot for good, and after a few of
 them every later reward call waits behind hung workers. The executor cannot kill a single worker either (killing
-one breaks the whole pool). Here each worker is a plain child process talking over two pipes; a request that
-misses its deadline gets its worker ``SIGKILL``-ed and a fresh one started in the background, so a slot is busy
-for at most ``timeout`` seconds per request.
+one breaks the whole pool). Why not pebble's ``ProcessPool`` (per-task timeouts, kills and replaces a worker):
+``benchmarks/reward_latency.py`` measured it side by side with this pool (8 caller threads, hanging responses
+mixed in): pebble kills every timed-out worker (and the worker of every request given up while queued) and
+starts a new one, and ordinary calls waited for those restarts (with 8 workers: p99 4.0 s and 2 of 640 ordinary
+calls timed out, against 0.83 s and none here; docs/reward.md has the figures). It also needs ``fork`` (unsafe
+in a threaded Ray actor) or a ``spawn``/``forkserver`` start, which re-imports the caller's ``__main__``; it
+pickles replies; and it cannot report that the gold was parsed before a request hung.
 
-Design points:
+Here each worker is a plain child process talking over two pipes. Design points:
 
+* **Deadline.** :meth:`VerifierPool.submit` returns ``timeout`` seconds after the call at the latest: waiting for
+  an idle worker counts against the deadline, and nothing else happens on the caller's thread once it passes.
+* **Interrupt, else kill.** Each request carries the seconds left to its deadline, and the worker's own
+  ``SIGALRM`` timer interrupts a computation still running then (sympy is mostly Python code); the worker
+  answers ``{"timeout": true}`` and goes back to the pool, so a hanging response costs no restart. A worker
+  that does not answer within ``_RECOVERY_GRACE`` seconds after the deadline (stuck inside one long C call, such
+  as a huge integer power) is ``SIGKILL``-ed, and a successor started. Both happen on background threads, so no
+  caller waits for them. A worker left holding more than half its memory limit after an interrupted request is
+  retired too.
+* **Standby workers.** A request still running ``standby_after`` seconds after a worker took it (ordinary ones
+  take milliseconds) probably hangs until its deadline. While such requests hold workers and other callers wait,
+  one standby worker per stuck request starts (at most ``max_standby``), so that the waiting callers need not sit
+  out the deadline; when a stuck request ends, the pool shrinks back to ``num_workers``.
 * **Start method.** Workers are started with :class:`subprocess.Popen` running ``_worker.py`` in a fresh
   interpreter (no ``fork``): safe from any thread, inside Ray actors, and with no re-import of the caller's
   ``__main__`` (so a user script without an ``if __name__ == "__main__"`` guard works, unlike
   ``multiprocessing``'s spawn). Requests and replies are small JSON frames; no pickle crosses the boundary.
 * **Laziness and threads.** Nothing starts until the first :meth:`VerifierPool.submit`. Any number of threads may
   call :meth:`~VerifierPool.submit` at once; each borrows one idle worker from a queue, so a worker serves one
-  request at a time. Start-up (importing sympy, about 1 s) never counts against a request's deadline: only ready
-  workers are lent.
+  request at a time. Only ready workers (math-verify imported, one answer graded to warm it up) are lent.
 * **Fork.** A forked child must not use its parent's workers (their pipes are shared). The module-level pool in
   :mod:`cures_verl.reward.math_verify` is dropped in the child by ``os.register_at_fork`` and rebuilt lazily.
 * **Exit.** :meth:`VerifierPool.shutdown` kills every worker; :mod:`cures_verl.reward.math_verify` registers it
@@ -47,6 +63,10 @@ logger = logging.getLogger(__name__)
 _WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 _HEADER = struct.Struct(">I")
 _MAX_REPLY_BYTES = 1024 * 1024
+# Seconds after a missed deadline for the worker's own alarm to end the request (so the worker is reused).
+_RECOVERY_GRACE = 1.0
+# Seconds between checks while a caller waits for a worker; after the first, the caller counts as waiting.
+_WAIT_STEP = 0.2
 
 
 class _WorkerDied(Exception):
@@ -58,19 +78,24 @@ class VerifyOutcome:
     """What happened to one request.
 
     Attributes:
-        status: ``"ok"`` (``reply`` holds the worker's answer), ``"timeout"`` (the deadline passed; the worker was
-            killed and is being replaced), ``"crashed"`` (the worker died or broke the protocol; replaced too) or
-            ``"error"`` (the worker's own code raised; ``detail`` has the message; the worker is kept).
+        status: ``"ok"`` (``reply`` holds the worker's answer), ``"timeout"`` (the deadline passed, while the
+            request waited for a worker or ran; a running one is interrupted, or its worker killed and replaced),
+            ``"crashed"`` (the worker died or broke the protocol; replaced) or ``"error"`` (the worker's own code
+            raised; ``detail`` has the message; the worker is kept).
         reply: The worker's reply frame when ``status == "ok"``.
         gold_parsed: Whether the worker reported the gold as parsed before the request ended, or ``None`` if it
-            never got that far (for a timeout this means the gold itself is what hung).
+            never got that far (see ``gold_hung`` for whether that means the gold hangs).
         detail: A short human-readable explanation for the non-``ok`` statuses.
+        gold_hung: For a timeout: a worker spent at least half the timeout on the request without getting
+            through the gold, so the gold itself hangs. False when the deadline passed while the request was
+            still waiting for a free worker, or left the worker too little time to tell.
     """
 
     status: Literal["ok", "timeout", "crashed", "error"]
     reply: dict[str, Any] = field(default_factory=dict)
     gold_parsed: bool | None = None
     detail: str = ""
+    gold_hung: bool = False
 
 
 class _Worker:
@@ -99,16 +124,19 @@ class _Worker:
             raise _WorkerDied(f"cannot write to worker {self.pid}: {exc}") from exc
 
     def receive(self, deadline: float) -> dict[str, Any] | None:
-        """Return the next frame, or ``None`` once ``time.monotonic()`` passes ``deadline``."""
-        header = self._read_exact(_HEADER.size, deadline)
-        if header is None:
+        """Return the next frame, or ``None`` once ``time.monotonic()`` passes ``deadline``.
+
+        Bytes read before the deadline stay buffered, so a later call picks up the same frame where this one left.
+        """
+        if not self._fill(_HEADER.size, deadline):
             return None
-        (size,) = _HEADER.unpack(header)
+        (size,) = _HEADER.unpack_from(self._buffer)
         if size > _MAX_REPLY_BYTES:
             raise _WorkerDied(f"worker {self.pid} sent a {size}-byte frame")
-        payload = self._read_exact(size, deadline)
-        if payload is None:
+        if not self._fill(_HEADER.size + size, deadline):
             return None
+        payload = bytes(self._buffer[_HEADER.size : _HEADER.size + size])
+        del self._buffer[: _HEADER.size + size]
         try:
             frame = json.loads(payload)
         except ValueError as exc:
@@ -117,11 +145,12 @@ class _Worker:
             raise _WorkerDied(f"worker {self.pid} sent a non-object frame")
         return frame
 
-    def _read_exact(self, size: int, deadline: float) -> bytes | None:
+    def _fill(self, size: int, deadline: float) -> bool:
+        """Read until ``size`` bytes are buffered; False if the deadline passes first."""
         while len(self._buffer) < size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None
+                return False
             if not self._poller.poll(max(1, int(remaining * 1000) + 1)):
                 continue
             try:
@@ -131,9 +160,16 @@ class _Worker:
             if not chunk:
                 raise _WorkerDied(f"worker {self.pid} exited (code {self.proc.poll()})")
             self._buffer += chunk
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
+        return True
+
+    def rss_mb(self) -> float | None:
+        """Resident memory of the process in MiB, or ``None`` where ``/proc`` cannot tell."""
+        try:
+            with open(f"/proc/{self.pid}/statm", encoding="ascii") as statm:
+                pages = int(statm.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
     def kill(self) -> None:
         """SIGKILL the process, reap it and close our pipe ends. Safe to call twice."""
@@ -152,13 +188,17 @@ class _Worker:
 
 
 class VerifierPool:
-    """A fixed-size pool of math-verify worker processes; see the module docstring for the design.
+    """A pool of math-verify worker processes; see the module docstring for the design.
 
     Args:
         num_workers: Number of worker processes, >= 1.
         memory_limit_mb: ``RLIMIT_AS`` of each worker in MiB; 0 leaves memory unlimited.
         startup_timeout: Seconds a new worker may take to import math-verify and report ready.
         max_start_attempts: Attempts per slot before the slot is given up (with a logged error).
+        standby_after: Seconds after which a worker still busy with one request counts as stuck: it is reniced and
+            a standby worker starts (capped at half the request's timeout).
+        max_standby: Most standby workers at a time, beyond ``num_workers``; default ``num_workers``. 0 turns
+            standbys off (a stuck worker is replaced only when its request ends).
 
     Raises:
         ValueError: If an argument is out of range.
@@ -178,6 +218,8 @@ class VerifierPool:
         memory_limit_mb: int = 2048,
         startup_timeout: float = 120.0,
         max_start_attempts: int = 3,
+        standby_after: float = 1.0,
+        max_standby: int | None = None,
     ) -> None:
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 1:
             raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
@@ -187,70 +229,89 @@ class VerifierPool:
             raise ValueError(f"startup_timeout must be > 0 seconds, got {startup_timeout!r}")
         if max_start_attempts < 1:
             raise ValueError(f"max_start_attempts must be >= 1, got {max_start_attempts!r}")
+        if not standby_after > 0:
+            raise ValueError(f"standby_after must be > 0 seconds, got {standby_after!r}")
+        max_standby = num_workers if max_standby is None else max_standby
+        if not isinstance(max_standby, int) or max_standby < 0:
+            raise ValueError(f"max_standby must be an integer >= 0, got {max_standby!r}")
         self.num_workers = num_workers
         self.memory_limit_mb = memory_limit_mb
         self._startup_timeout = float(startup_timeout)
         self._max_start_attempts = max_start_attempts
+        self._standby_after = float(standby_after)
+        self._max_standby = max_standby
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
-        self._live: set[_Worker] = set()
+        self._live: set[_Worker] = set()  # ready workers, idle or busy
+        self._starting = 0  # slots whose worker is being started
+        self._stuck = 0  # requests past standby_after, each holding a worker
+        self._standbys = 0  # extra workers granted for stuck requests while callers waited
+        self._waiting = 0  # callers that have waited _WAIT_STEP or more for a worker
         self._started = False
         self._closed = False
         self._dead_slots = 0
         self._last_start_error = ""
         self.restarts = 0
-        """Workers killed or lost and replaced so far (timeouts and crashes)."""
+        """Workers killed or lost and replaced so far (timeouts, crashes, and workers retired after going past
+        ``standby_after``)."""
 
     # ----------------------------------------------------------------------------------------------- public API
 
     def submit(self, request: dict[str, Any], *, timeout: float) -> VerifyOutcome:
-        """Run one request on an idle worker, killing that worker if it takes longer than ``timeout`` seconds.
+        """Run one request on an idle worker; give up, and kill that worker, ``timeout`` seconds after the call.
 
-        Waiting for an idle worker does not count against ``timeout``; with ``k`` requests queued per worker the
-        wait is at most about ``k * timeout``.
+        The deadline starts when this method is called: waiting for an idle worker counts against it, so a call
+        returns within about ``timeout`` seconds however many other requests are queued or hanging.
 
         Args:
             request: The JSON-serialisable request frame (see ``_worker.py``).
-            timeout: Deadline for the request, in seconds, from the moment a worker takes it.
+            timeout: Deadline for the request, in seconds from this call.
 
         Returns:
-            The :class:`VerifyOutcome`.
+            The :class:`VerifyOutcome`; ``"timeout"`` also when no worker came free before the deadline.
 
         Raises:
             RuntimeError: If the pool is shut down, or no worker can be started at all (math-verify missing in
                 this interpreter's environment, for instance).
         """
+        deadline = time.monotonic() + timeout
         self._ensure_started()
-        worker = self._acquire()
-        keep = False
+        worker = self._acquire(deadline)
+        if worker is None:
+            return VerifyOutcome("timeout", detail=f"no free worker in {timeout:g} s")
+        lent_at = time.monotonic()
+        stuck_at = lent_at + min(self._standby_after, timeout / 2)
+        stuck = False
         gold_parsed: bool | None = None
-        outcome = VerifyOutcome("crashed", detail="interrupted")
         try:
-            request = {**request, "cpu_seconds": int(timeout) + 2}
-            worker.send(request)
-            deadline = time.monotonic() + timeout
+            worker.send({**request, "seconds": deadline - time.monotonic(), "cpu_seconds": int(timeout) + 2})
             while True:
-                frame = worker.receive(deadline)
-                if frame is None:
-                    outcome = VerifyOutcome("timeout", gold_parsed=gold_parsed, detail=f"no reply in {timeout:g} s")
-                    break
+                frame = worker.receive(deadline if stuck else min(stuck_at, deadline))
+                if frame is None and not stuck and time.monotonic() < deadline:
+                    stuck = True
+                    self._on_stuck()
+                    continue
+                if frame is None or frame.get("timeout") is True:
+                    hung = gold_parsed is None and time.monotonic() - lent_at >= timeout / 2
+                    detail = f"no reply in {timeout:g} s"
+                    if frame is None:  # the worker's own alarm should end the computation in a moment
+                        self._recover_async(worker, stuck)
+                    else:
+                        self._keep_if_healthy(worker, stuck)
+                    return VerifyOutcome("timeout", gold_parsed=gold_parsed, detail=detail, gold_hung=hung)
                 if frame.get("stage") == "gold":
                     gold_parsed = bool(frame.get("gold_parsed"))
                     continue
-                keep = True
+                self._release(worker, stuck)
                 if "error" in frame:
-                    outcome = VerifyOutcome("error", gold_parsed=gold_parsed, detail=str(frame["error"]))
-                else:
-                    outcome = VerifyOutcome("ok", reply=frame, gold_parsed=gold_parsed)
-                break
+                    return VerifyOutcome("error", gold_parsed=gold_parsed, detail=str(frame["error"]))
+                return VerifyOutcome("ok", reply=frame, gold_parsed=gold_parsed)
         except _WorkerDied as exc:
-            outcome = VerifyOutcome("crashed", gold_parsed=gold_parsed, detail=str(exc))
-        finally:
-            if keep:
-                self._idle.put(worker)
-            else:
-                self._replace(worker)
-        return outcome
+            self._retire(worker, stuck)
+            return VerifyOutcome("crashed", gold_parsed=gold_parsed, detail=str(exc))
+        except BaseException:  # KeyboardInterrupt, or a bug: never hand out a worker in an unknown state
+            self._retire(worker, stuck)
+            raise
 
     def worker_pids(self) -> list[int]:
         """PIDs of the live workers (started and not yet killed)."""
@@ -263,7 +324,8 @@ class VerifierPool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if len(self._live) + self._dead_slots >= self.num_workers and self._idle.qsize() >= len(self._live):
+                all_up = self._starting == 0 and len(self._live) + self._dead_slots >= self.num_workers
+                if all_up and self._idle.qsize() >= len(self._live):
                     return True
             time.sleep(0.02)
         return False
@@ -290,53 +352,145 @@ class VerifierPool:
             if self._started:
                 return
             self._started = True
-        for _ in range(self.num_workers):
-            self._start_async()
+        self._top_up()
 
-    def _acquire(self) -> _Worker:
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise RuntimeError("the math-verify worker pool was shut down while waiting for a worker")
-                if self._dead_slots >= self.num_workers:
-                    raise RuntimeError(
-                        f"no math-verify worker could be started ({self._last_start_error}); check that "
-                        f"`{sys.executable} -c 'import math_verify'` works (pip install 'math-verify>=0.8')"
-                    )
-            try:
-                worker = self._idle.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if worker.proc.poll() is None:
-                return worker
-            logger.warning("math-verify worker %d died while idle (code %s)", worker.pid, worker.proc.returncode)
-            self._replace(worker)
+    def _acquire(self, deadline: float) -> _Worker | None:
+        """An idle, live worker, or ``None`` once ``time.monotonic()`` passes ``deadline``."""
+        waiting = False
+        try:
+            while True:
+                with self._lock:
+                    if self._closed:
+                        raise RuntimeError("the math-verify worker pool was shut down while waiting for a worker")
+                    if self._dead_slots >= self.num_workers:
+                        raise RuntimeError(
+                            f"no math-verify worker could be started ({self._last_start_error}); check that "
+                            f"`{sys.executable} -c 'import math_verify'` works (pip install 'math-verify>=0.8')"
+                        )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                try:
+                    worker = self._idle.get(timeout=min(_WAIT_STEP, remaining))
+                except queue.Empty:
+                    if not waiting:  # waited a while: count this caller as demand a standby may serve
+                        waiting = True
+                        with self._lock:
+                            self._waiting += 1
+                        self._grant_standbys()
+                    continue
+                if worker.proc.poll() is None:
+                    return worker
+                logger.warning("math-verify worker %d died while idle (code %s)", worker.pid, worker.proc.returncode)
+                self._retire(worker, False)
+        finally:
+            if waiting:
+                with self._lock:
+                    self._waiting -= 1
 
-    def _replace(self, worker: _Worker) -> None:
-        worker.kill()
+    def _target(self) -> int:
+        """Workers the pool should have: ``num_workers`` plus the granted standbys. Call with the lock held."""
+        return self.num_workers + self._standbys - self._dead_slots
+
+    def _on_stuck(self) -> None:
+        with self._lock:
+            self._stuck += 1
+        self._grant_standbys()
+
+    def _grant_standbys(self) -> None:
+        """While callers wait, grant one standby per stuck request (up to ``max_standby``) and start them."""
+        with self._lock:
+            if self._waiting > 0:
+                self._standbys = max(self._standbys, min(self._stuck, self._max_standby))
+        self._top_up()
+
+    def _end_stuck(self) -> None:
+        """A stuck request has ended: its standby, if any, becomes an ordinary worker. Call with the lock held."""
+        self._stuck -= 1
+        self._standbys = min(self._standbys, self._stuck)
+
+    def _release(self, worker: _Worker, was_stuck: bool) -> None:
+        """Return a healthy worker to the idle queue, or retire it if the pool has more than it needs."""
+        with self._lock:
+            if was_stuck:
+                self._end_stuck()
+            surplus = self._closed or len(self._live) > self._target()
+            if surplus:
+                self._live.discard(worker)
+        if surplus:  # a standby took its place while it was stuck
+            threading.Thread(target=worker.kill, name="cures-reward-worker-reap", daemon=True).start()
+        else:
+            self._idle.put(worker)
+
+    def _recover_async(self, worker: _Worker, was_stuck: bool) -> None:
+        threading.Thread(
+            target=self._recover, args=(worker, was_stuck), name="cures-reward-worker-recover", daemon=True
+        ).start()
+
+    def _recover(self, worker: _Worker, was_stuck: bool) -> None:
+        """After a missed deadline: reuse ``worker`` if its alarm ends the request within the grace period."""
+        grace_end = time.monotonic() + _RECOVERY_GRACE
+        try:
+            while True:
+                frame = worker.receive(grace_end)
+                if frame is None or frame.get("stage") != "gold":
+                    break
+        except _WorkerDied:
+            frame = None
+        if frame is None:  # stuck inside one C call, or dead
+            self._retire(worker, was_stuck)
+        else:
+            self._keep_if_healthy(worker, was_stuck)
+
+    def _keep_if_healthy(self, worker: _Worker, was_stuck: bool) -> None:
+        """After an interrupted request: release ``worker``, unless the computation left it holding too much memory."""
+        rss = worker.rss_mb() if self.memory_limit_mb > 0 else None
+        if rss is not None and rss > self.memory_limit_mb / 2:
+            logger.info("retiring math-verify worker %d: %.0f MiB resident after a timeout", worker.pid, rss)
+            self._retire(worker, was_stuck)
+        else:
+            self._release(worker, was_stuck)
+
+    def _retire(self, worker: _Worker, was_stuck: bool) -> None:
+        """Stop ``worker`` at once; reap it and start what the pool lacks in the background, blocking no caller."""
+        if worker.proc.poll() is None:
+            worker.proc.kill()  # SIGKILL now, so that it stops using CPU at once
         with self._lock:
             self._live.discard(worker)
+            if was_stuck:
+                self._end_stuck()
+            if not self._closed:
+                self.restarts += 1
+        self._top_up()
+        # Reaping can take a moment (the kernel frees the dead worker's memory): not in the caller's thread.
+        threading.Thread(target=worker.kill, name="cures-reward-worker-reap", daemon=True).start()
+
+    def _top_up(self) -> None:
+        """Start workers until ready + starting ones reach :meth:`_target`."""
+        with self._lock:
             if self._closed:
                 return
-            self.restarts += 1
-        self._start_async()
-
-    def _start_async(self) -> None:
-        threading.Thread(target=self._start_slot, name="cures-reward-worker-start", daemon=True).start()
+            missing = max(0, self._target() - len(self._live) - self._starting)
+            self._starting += missing
+        for _ in range(missing):
+            threading.Thread(target=self._start_slot, name="cures-reward-worker-start", daemon=True).start()
 
     def _start_slot(self) -> None:
         for attempt in range(self._max_start_attempts):
             worker = self._start_worker()
             if worker is not None:
                 with self._lock:
-                    if not self._closed:
+                    self._starting -= 1
+                    wanted = not self._closed and len(self._live) < self._target()
+                    if wanted:
                         self._live.add(worker)
                         self._idle.put(worker)
-                        return
-                worker.kill()
+                if not wanted:  # shut down, or the stuck request it was to stand in for has ended
+                    worker.kill()
                 return
             time.sleep(min(0.5 * 2**attempt, 5.0))
         with self._lock:
+            self._starting -= 1
             self._dead_slots += 1
         logger.error(
             "giving up on a math-verify worker slot after %d failed starts (%s); %d of %d slots are dead",

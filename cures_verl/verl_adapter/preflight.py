@@ -10,7 +10,10 @@ without GPUs, it
    verl's own ``validate_config``);
 3. reads only the ``extra_info`` column of ``data.train_files`` (pyarrow) and checks the prompt ids as the trainer
    does (duplicates within or across files: the trainer's error and hint), the subsets and priors, and builds
-   the core :class:`~cures_verl.core.CurriculumSampler` as the trainer's ``_init_dataloader`` does;
+   the core :class:`~cures_verl.core.CurriculumSampler` as the trainer's ``_init_dataloader`` does; reads the
+   ``reward_model`` column of the training and validation files and rejects rows whose ground truth the math
+   reward cannot grade against (empty, wrong type, or, with this package's reward configured, unparseable),
+   naming file, row and field;
 4. checks the GPU counts against what verl's workers assert only once they have started;
 5. prints the step plan (steps, cold-start steps, rollouts, policy updates), from the core
    :class:`~cures_verl.core.Schedule` the trainer uses, or plain GRPO's steps x batch x n;
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import json
 import logging
@@ -376,8 +380,92 @@ def _cures_data(config: DictConfig, cures: CuresConfig, files: list[str], report
     return _TrainData(index.num_prompts, schedule)
 
 
+#: Seconds the pre-flight check spends parsing ground truths with the math reward (distinct values, all files).
+GOLD_CHECK_SECONDS = 20.0
+_MAX_LISTED_ROWS = 5
+
+
+def _ground_truths(path: str) -> list[Any]:
+    """``reward_model.ground_truth`` of every row of one data file (``None`` where a row has none)."""
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        if "reward_model" not in names:
+            raise ValueError(f"{path} has no reward_model column (columns: {', '.join(names)})")
+        column = pq.read_table(path, columns=["reward_model"]).column("reward_model")
+    elif path.endswith((".json", ".jsonl")):
+        import pyarrow.json as pj
+
+        table = pj.read_json(path)
+        if "reward_model" not in table.column_names:
+            raise ValueError(f"{path} has no reward_model column")
+        column = table.column("reward_model")
+    else:
+        raise ValueError(f"{path}: unsupported file format (verl reads .parquet, .json and .jsonl)")
+    return [row.get("ground_truth") if isinstance(row, dict) else None for row in column.to_pylist()]
+
+
+def _uses_cures_reward(config: DictConfig) -> bool:
+    path = str(OmegaConf.select(config, "reward.custom_reward_function.path", default="") or "")
+    return "cures_verl" in path and "math_verify" in path
+
+
+def _check_ground_truths(config: DictConfig, report: PreflightReport) -> None:
+    """Every row's ``reward_model.ground_truth`` must be gradable: a run would score such a row 0 on every rollout
+    (``gold_unparseable=1``). Empty and wrong-typed values are found in every file; with this package's math reward
+    configured, the distinct values are also parsed by the reward itself, within :data:`GOLD_CHECK_SECONDS`."""
+    from cures_verl.reward.extraction import gold_answers
+
+    located: list[tuple[str, str, int, Any]] = []  # (config key, file, row, value)
+    for key in ("data.train_files", "data.val_files"):
+        for path in _as_paths(OmegaConf.select(config, key, default=None)):
+            if _is_remote(path) or not Path(path).is_file():
+                continue  # reported by _check_files
+            located += [(key, path, row, value) for row, value in enumerate(_ground_truths(path))]
+    bad: list[tuple[str, str, int, str]] = []
+    for key, path, row, value in located:
+        try:
+            gold_answers(value)
+        except (TypeError, ValueError) as error:
+            bad.append((key, path, row, str(error)))
+    checked = "empty and wrong-typed values"
+    if _uses_cures_reward(config) and importlib.util.find_spec("math_verify") is not None:
+        from cures_verl.reward.math_verify import NOT_CHECKED, check_ground_truths
+
+        failed = {(key, path, row) for key, path, row, _ in bad}
+        rest = [item for item in located if item[:3] not in failed]
+        verdicts = check_ground_truths([value for *_, value in rest], deadline=time.monotonic() + GOLD_CHECK_SECONDS)
+        unchecked = {str(value) for (*_, value), verdict in zip(rest, verdicts, strict=True) if verdict == NOT_CHECKED}
+        bad += [
+            (key, path, row, f"the math reward cannot grade against {value!r}: {verdict}")
+            for (key, path, row, value), verdict in zip(rest, verdicts, strict=True)
+            if verdict is not None and verdict != NOT_CHECKED
+        ]
+        distinct = len({str(value) for *_, value in rest})
+        checked = f"parsed by the math reward ({distinct - len(unchecked)} of {distinct} distinct values)"
+        if unchecked:
+            report.warnings.append(
+                f"only {distinct - len(unchecked)} of {distinct} distinct ground truths were parsed within "
+                f"{GOLD_CHECK_SECONDS:g} s; the others are checked when training scores them (a bad one scores 0 with "
+                "gold_unparseable=1, see cures/reward/gold_unparseable)"
+            )
+    if not bad:
+        report.info("answers", f"{len(located)} ground truths, none empty; {checked}")
+        return
+    for key, path, row, reason in bad[:_MAX_LISTED_ROWS]:
+        report.problems.append(f"{key}: {path} row {row}: field reward_model.ground_truth: {reason}")
+    if len(bad) > _MAX_LISTED_ROWS:
+        report.problems.append(f"... and {len(bad) - _MAX_LISTED_ROWS} more rows with an ungradable ground truth")
+    report.problems.append(
+        "fix or drop these rows: scripts/prepare_data.py rejects them when it writes a file (a run would score them 0 "
+        "on every rollout, with gold_unparseable=1)"
+    )
+
+
 def _check_data(config: DictConfig, cures: CuresConfig | None, report: PreflightReport) -> _TrainData | None:
     files = _check_files(config, report)
+    report.attempt("answers", _check_ground_truths, config, report)
     if files is None:
         report.info("data", "not read (see the problems/warnings)")
         return None

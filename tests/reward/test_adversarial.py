@@ -24,8 +24,10 @@ from cures_verl.reward.math_verify import RESULT_KEYS, compute_score  # noqa: E4
 logger = logging.getLogger(__name__)
 
 TIMEOUT_S = 2.0
-# Covers the kill, the reaping and process scheduling on a loaded 2-core CI machine.
-MARGIN_S = 3.0
+# Loose on purpose (these tests ran on a loaded 2-core machine): the hanging inputs run for minutes when nothing
+# stops them, so a reward without a working deadline still fails by far. The pool's own tests check that a call
+# returns at its deadline, and benchmarks/reward_latency.py measures how close.
+MARGIN_S = 10.0
 GOLD = "7"
 
 
@@ -94,9 +96,33 @@ def warm_pool() -> None:
     assert pool.wait_ready(60)
 
 
-def test_the_adversarial_set_is_large_enough() -> None:
-    assert len(ADVERSARIAL_CASES) >= 30
-    assert len({case_id for case_id, _, _ in ADVERSARIAL_CASES}) == len(ADVERSARIAL_CASES)
+# One case per defence, and the flag of the result that shows the defence acted.
+DEFENCES = [
+    ("symbolic_determinant", "timeout"),  # the deadline: sympy would expand 9! terms for minutes
+    ("nested_frac_5000", "pred_too_long"),  # the length cap: never parsed
+    ("megabyte_in_box", "pred_too_long"),
+    ("many_box_commands_without_brace", "no answer"),  # the box scan: 100k box commands, none with an argument
+]
+
+
+@pytest.mark.parametrize(("case_id", "flag"), DEFENCES, ids=[case_id for case_id, _ in DEFENCES])
+def test_each_defence_is_what_stops_its_adversarial_case(case_id: str, flag: str, tmp_path: Path) -> None:
+    (build, extraction) = next((b, e) for c, b, e in ADVERSARIAL_CASES if c == case_id)
+    result = compute_score(
+        data_source="adversarial",
+        solution_str=build(tmp_path),
+        ground_truth=GOLD,
+        extraction=extraction,
+        timeout=TIMEOUT_S,
+        use_cache=False,
+    )
+    others = {"timeout", "pred_too_long"} - {flag}
+    if flag == "no answer":
+        assert result["pred_extracted"] == 0.0
+    else:
+        assert result[flag] == 1.0
+    assert all(result[name] == 0.0 for name in others)
+    assert result["score"] == 0.0 and result["gold_parsed"] == 1.0
 
 
 @pytest.mark.parametrize(("case_id", "build", "extraction"), ADVERSARIAL_CASES, ids=[c[0] for c in ADVERSARIAL_CASES])

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from cures_verl.reward import extraction
 from cures_verl.reward.extraction import (
     BoxedAnswer,
+    find_answer_boxes,
     find_last_boxed,
     gold_answers,
     normalize_answer,
@@ -103,6 +104,24 @@ def test_find_last_boxed_edge_cases(text: str, cap: int, expected: BoxedAnswer) 
     assert find_last_boxed(text, max_chars=cap) == expected
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    contents=st.lists(balanced_latex(), min_size=1, max_size=4),
+    connector=st.sampled_from([", ", " and ", "$ and $", " \\quad ", " or ", ";\n", ", y = "]),
+)
+def test_boxes_separated_only_by_connectors_form_the_final_group(contents: list[str], connector: str) -> None:
+    text = "So " + connector.join("\\boxed{" + content + "}" for content in contents) + "."
+    boxes = find_answer_boxes(text, max_chars=10_000)
+    assert boxes.group == tuple(contents) and boxes.recent == tuple(contents)
+
+
+@settings(max_examples=100, deadline=None)
+@given(first=balanced_latex(), last=balanced_latex(), prose=st.sampled_from([" but then ", ". Wait, ", " so clearly "]))
+def test_prose_between_boxes_ends_the_group_but_recent_keeps_both(first: str, last: str, prose: str) -> None:
+    boxes = find_answer_boxes("\\boxed{" + first + "}" + prose + "\\boxed{" + last + "}", max_chars=10_000)
+    assert boxes.group == (last,) and boxes.recent == (first, last)
+
+
 def test_find_last_boxed_rejects_a_non_positive_cap() -> None:
     with pytest.raises(ValueError, match="max_chars"):
         find_last_boxed("\\boxed{1}", max_chars=0)
@@ -146,6 +165,8 @@ def test_to_math_verify_input(answer: str, expected: str) -> None:
         ("\\frac{1}{2}", ("\\frac{1}{2}",)),  # bare
         ("\\boxed{\\frac{1}{2}}", ("\\frac{1}{2}",)),  # already boxed
         ("The answer is $\\boxed{3}$.", ("3",)),  # boxed inside text: the box argument
+        ("$\\boxed{2}$ and $\\boxed{-3}$", ("2, -3",)),  # several boxes: all their arguments are the answer
+        ("\\boxed{(3,4)}, \\boxed 5.", ("(3,4), 5",)),  # a brace-less box counts too
         (7, ("7",)),  # integer
         (0.5, ("0.5",)),  # float
         (1e-05, ("0.00001",)),  # no exponent: math-verify reads 1e-05 as -5 + e

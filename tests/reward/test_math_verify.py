@@ -18,6 +18,19 @@ from cures_verl.reward.math_verify import RESULT_KEYS, compute_score, reward_sta
 
 BOXED = "\\boxed{{{}}}".format
 
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_pool() -> None:
+    # Waiting for a worker counts against a call's deadline: start the pool before the first graded call.
+    pool = reward._get_pool(reward.RewardOptions.from_kwargs({}).num_workers)
+    assert pool.wait_ready(120)
+
+
+def _symbolic_determinant(size: int) -> str:
+    rows = ("&".join(f"x_{{{i * size + j}}}" for j in range(size)) for i in range(size))
+    return "\\det\\begin{pmatrix}" + "\\\\".join(rows) + "\\end{pmatrix}"
+
+
 # (ground truth, response, expected score). One comment per case says what it checks.
 GRADING_CASES = [
     # --- fractions and decimals
@@ -26,7 +39,7 @@ GRADING_CASES = [
     ("\\frac{3}{4}", BOXED("\\dfrac{3}{4}"), 1.0),  # \dfrac
     ("\\frac{3}{4}", BOXED("\\tfrac34"), 1.0),  # \tfrac shorthand
     ("\\frac{1}{2}", BOXED("1/2"), 1.0),  # slash fraction
-    ("\\frac{1}{3}", BOXED("0.333333"), 1.0),  # decimal rounded at math-verify's 6 places
+    ("\\frac{1}{3}", BOXED("0.333333"), 0.0),  # a truncated decimal is not the fraction (math-verify: 1)
     ("\\frac{1}{3}", BOXED("0.33"), 0.0),  # too coarse a decimal is wrong
     ("0.5", BOXED("0.51"), 0.0),  # a nearby decimal is wrong
     ("2", BOXED("\\frac{4}{2}"), 1.0),  # unsimplified fraction
@@ -74,8 +87,8 @@ GRADING_CASES = [
     ("k=3", BOXED("3"), 1.0),  # value vs assignment in the gold
     ("x^2+2x+1", BOXED("(x+1)^2"), 1.0),  # symbolic equality after expansion
     ("x^2", BOXED("x^{2}"), 1.0),  # brace variants
-    ("\\frac{\\pi}{4}", BOXED("45^\\circ"), 0.0),  # math-verify does not convert degrees to radians
-    ("\\pi", BOXED("3.14159265"), 1.0),  # numeric constant to 6 places
+    ("\\frac{\\pi}{4}", BOXED("45^\\circ"), 1.0),  # 45 degrees is pi/4 (the unit rule; math-verify: 0)
+    ("\\pi", BOXED("3.14159265"), 0.0),  # a decimal is never pi (math-verify: 1, equal to 6 places)
     ("\\infty", BOXED("\\infty"), 1.0),  # infinity
     ("1+i", BOXED("i+1"), 1.0),  # complex numbers
     # --- LaTeX surroundings, multiple boxes, no box
@@ -200,7 +213,7 @@ def test_every_outcome_kind_has_the_same_keys() -> None:
         compute_score(data_source="t", solution_str=BOXED("9" * 2000), ground_truth="1"),  # too long
         compute_score(data_source="t", solution_str=BOXED("1"), ground_truth="\\frac{"),  # gold unparseable
         compute_score(data_source="t", solution_str=BOXED("1"), ground_truth=None, invalid_gold="flag"),  # bad gold
-        compute_score(data_source="t", solution_str=BOXED("10^{10^{10}}!"), ground_truth="1", timeout=1),  # timeout
+        compute_score(data_source="t", solution_str=BOXED(_symbolic_determinant(9)), ground_truth="1", timeout=1),
     ]
     assert all(tuple(result) == RESULT_KEYS for result in outcomes)
     assert [result["score"] for result in outcomes] == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
@@ -210,6 +223,8 @@ def test_every_outcome_kind_has_the_same_keys() -> None:
     assert outcomes[4]["gold_parsed"] == 0.0 and outcomes[4]["pred_parsed"] == 1.0
     assert outcomes[5]["gold_parsed"] == 0.0
     assert outcomes[6]["timeout"] == 1.0 and outcomes[6]["gold_parsed"] == 1.0
+    # gold_unparseable marks exactly the rows whose ground truth is at fault (broken, missing)
+    assert [result["gold_unparseable"] for result in outcomes] == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0]
 
 
 def test_unparseable_gold_is_distinct_from_wrong_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -223,7 +238,8 @@ def test_unparseable_gold_is_distinct_from_wrong_and_logged_once(caplog: pytest.
     wrong = compute_score(data_source="t", solution_str=BOXED("2"), ground_truth="1")
     assert wrong["score"] == 0.0 and wrong["gold_parsed"] == 1.0  # a wrong answer keeps gold_parsed=1
     assert reward_stats()["gold_unparsed"] - before == 2
-    assert sum("cannot parse the ground truth" in record.getMessage() for record in caplog.records) == 1
+    assert first["gold_unparseable"] == second["gold_unparseable"] == 1.0 and wrong["gold_unparseable"] == 0.0
+    assert sum("cannot be parsed" in record.getMessage() for record in caplog.records) == 1
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
@@ -250,9 +266,26 @@ def test_numeric_ground_truth(ground_truth: float) -> None:
     assert compute_score(data_source="t", solution_str=BOXED("12"), ground_truth=ground_truth)["score"] == 1.0
 
 
-def test_invalid_gold_raises_by_default_with_the_data_source_and_the_fix() -> None:
+@pytest.mark.parametrize("ground_truth", [None, "", "   ", "\\boxed{}", float("nan"), [], {"answer": "1"}])
+def test_a_missing_or_empty_gold_scores_0_with_the_flag_by_default_and_never_raises(ground_truth: object) -> None:
+    # In verl's reward loop an exception here would end a training run hours in.
+    before = reward_stats()["invalid_gold"]
+    result = compute_score(data_source="bad_ds", solution_str=BOXED("1"), ground_truth=ground_truth)
+    assert tuple(result) == RESULT_KEYS
+    assert result["score"] == 0.0 and result["gold_unparseable"] == 1.0 and result["gold_parsed"] == 0.0
+    assert reward_stats()["invalid_gold"] - before == 1
+
+
+def test_an_unparseable_gold_scores_0_with_the_flag() -> None:
+    result = compute_score(data_source="t", solution_str=BOXED("1"), ground_truth="\\frac{1}{")
+    assert result["score"] == 0.0 and result["gold_unparseable"] == 1.0 and result["worker_error"] == 0.0
+
+
+def test_invalid_gold_raise_policy_names_the_data_source_and_the_default() -> None:
     with pytest.raises(TypeError, match=r"ground_truth.*data_source='bad_ds'.*invalid_gold='flag'"):
-        compute_score(data_source="bad_ds", solution_str=BOXED("1"), ground_truth=None)
+        compute_score(data_source="bad_ds", solution_str=BOXED("1"), ground_truth=None, invalid_gold="raise")
+    with pytest.raises(ValueError, match=r"empty.*data_source='bad_ds'"):
+        compute_score(data_source="bad_ds", solution_str=BOXED("1"), ground_truth="", invalid_gold="raise")
 
 
 def test_invalid_gold_flag_policy_counts_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -320,7 +353,7 @@ def test_cache_gives_the_same_results_as_fresh_verification() -> None:
 
 def test_timeouts_are_not_cached_and_a_hanging_gold_is_remembered() -> None:
     reward.clear_caches()
-    hanging = BOXED("10^{10^{10}}!")
+    hanging = BOXED(_symbolic_determinant(9))  # 9! symbolic terms: runs past the deadline
     first = compute_score(data_source="t", solution_str=hanging, ground_truth="1", timeout=1)
     assert first["timeout"] == 1.0
     second = compute_score(data_source="t", solution_str=hanging, ground_truth="1", timeout=1)
@@ -334,3 +367,13 @@ def test_timeouts_are_not_cached_and_a_hanging_gold_is_remembered() -> None:
     again = compute_score(data_source="t", solution_str=BOXED("4"), ground_truth=slow_gold, timeout=1)
     assert again["timeout"] == 0.0 and again["gold_parsed"] == 0.0 and again["score"] == 0.0
     assert reward_stats()["timeouts"] == 3
+
+
+def test_check_ground_truths_gives_a_reason_per_row_and_respects_its_deadline() -> None:
+    import time
+
+    verdicts = reward.check_ground_truths(["(3,4),(4,3)", "", None, "\\frac{1}{", "(3,4),(4,3)"])
+    assert verdicts[0] is None and verdicts[4] is None
+    assert "empty" in str(verdicts[1]) and "NoneType" in str(verdicts[2]) and verdicts[3] == "cannot be parsed"
+    late = reward.check_ground_truths(["17", ""], deadline=time.monotonic() - 1)
+    assert late == [reward.NOT_CHECKED, late[1]] and "empty" in str(late[1])  # empties need no worker

@@ -112,6 +112,17 @@ def test_boxed_mode_evals_only_numeric_literals(verifier: _Verifier, evaluated: 
         assert all(NUMERIC_LITERAL.match(string) for string in strings), program
 
 
+def test_the_spy_sees_the_numbers_of_a_boxed_answer(verifier: _Verifier, evaluated: list[object]) -> None:
+    # Without this, the test above could pass by checking nothing: if eval_expr were not the function the LaTeX
+    # path calls, its loop would see no program for any answer. (Numbers parsed before may come from sympy's caches
+    # and not reach eval_expr again, hence numbers that no other test uses.)
+    verifier.parse_pred(to_math_verify_input("73541 + 91823.5"), "boxed")
+    texts = [str(program) for program in evaluated]
+    texts += [string for program in evaluated for string in _names_and_strings(program)[1]]
+    assert any("73541" in text for text in texts), evaluated
+    assert any("91823.5" in text for text in texts), evaluated
+
+
 def test_fallback_modes_eval_only_sympy_arithmetic(verifier: _Verifier, evaluated: list[object]) -> None:
     for response in FALLBACK_RESPONSES:
         verifier.parse_pred(response, "any")
