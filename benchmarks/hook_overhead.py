@@ -15,6 +15,10 @@ rows of ``--response-tokens`` tokens on average). Run::
 
     python benchmarks/hook_overhead.py                       # 40,000 prompts, 1024 x 8, 1024 tokens
     python benchmarks/hook_overhead.py --num-prompts 1000000 --response-tokens 3072
+    python benchmarks/hook_overhead.py --presets paper,official_code,recommended --baseline-ref HEAD
+
+``--baseline-ref REV`` also times the hooks as they are at git revision REV (:mod:`cures_verl.bench.baseline`),
+step by step in the same loop as the current ones, and prints the before/after ratio of each preset.
 """
 
 from __future__ import annotations
@@ -65,11 +69,44 @@ def _nested(values: torch.Tensor, offsets: torch.Tensor, lengths: np.ndarray) ->
     )
 
 
-def _trainer(args: argparse.Namespace, preset: str) -> CuresTrainer:
+def _current() -> SimpleNamespace:
+    """The classes the benchmark builds a trainer from: this checkout's."""
+    return SimpleNamespace(
+        CuresTrainer=CuresTrainer,
+        CurriculumSampler=CurriculumSampler,
+        PromptIndex=PromptIndex,
+        CuresBatchSampler=CuresBatchSampler,
+        preset_config=preset_config,
+        trainer_module=trainer_module,
+    )
+
+
+def _baseline(ref: str) -> SimpleNamespace:
+    """The same classes as they are at git revision ``ref``, imported under another package name."""
+    from cures_verl.bench.baseline import import_baseline
+
+    old_trainer = import_baseline(ref, ".verl_adapter.trainer")
+    old_sampler = import_baseline(ref, ".verl_adapter.sampler")
+    return SimpleNamespace(
+        CuresTrainer=old_trainer.CuresTrainer,
+        CurriculumSampler=import_baseline(ref, ".core").CurriculumSampler,
+        PromptIndex=old_sampler.PromptIndex,
+        CuresBatchSampler=old_sampler.CuresBatchSampler,
+        preset_config=import_baseline(ref, ".config").preset_config,
+        trainer_module=old_trainer,
+    )
+
+
+def _trainer(args: argparse.Namespace, preset: str, impl: SimpleNamespace | None = None) -> CuresTrainer:
     """A CuresTrainer with only the state its per-step hooks read (no Ray, no workers, no model)."""
+    impl = impl if impl is not None else _current()
+    CuresTrainer, CurriculumSampler, preset_config = impl.CuresTrainer, impl.CurriculumSampler, impl.preset_config
+    PromptIndex, CuresBatchSampler = impl.PromptIndex, impl.CuresBatchSampler
     trainer = object.__new__(CuresTrainer)
     trainer.cures_config = preset_config(preset, {"seed": args.seed})
-    trainer.config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"n": args.rollout_n}}})
+    trainer.config = OmegaConf.create(
+        {"actor_rollout_ref": {"rollout": {"n": args.rollout_n}}, "algorithm": {"use_kl_in_reward": False}}
+    )
     trainer.curriculum = CurriculumSampler(
         args.num_prompts, batch_size=args.batch_size, rollouts_per_prompt=args.rollout_n, config=trainer.cures_config
     )
@@ -81,10 +118,10 @@ def _trainer(args: argparse.Namespace, preset: str) -> CuresTrainer:
 
 
 def _one_step(trainer: CuresTrainer, rows: Any, store: _Store, args: argparse.Namespace, rng: np.random.Generator):
-    """One step of CurES's hooks; returns seconds for plan, advantage and observe."""
-    started = time.perf_counter()
+    """One step of CurES's hooks; returns seconds for plan, advantage and observe, and the CPU seconds of all three."""
+    started, started_cpu = time.perf_counter(), time.process_time()
     next(rows)  # the sampler plans the step (what verl's dataloader calls)
-    sampled = time.perf_counter()
+    sampled, sampled_cpu = time.perf_counter(), time.process_time()
     plan = trainer.batch_sampler.current_plan
     uids = [f"uid-{trainer.global_steps}-{i}" for i in range(plan.prompt_indices.size)]
     stable = trainer.batch_sampler.index.stable_ids[plan.prompt_indices]
@@ -93,15 +130,16 @@ def _one_step(trainer: CuresTrainer, rows: Any, store: _Store, args: argparse.Na
     original = PPOTrainerSync._fetch_one_gen_batch
     PPOTrainerSync._fetch_one_gen_batch = lambda self: batch  # type: ignore[method-assign]
     try:
-        fetch_started = time.perf_counter()
+        fetch_started, fetch_started_cpu = time.perf_counter(), time.process_time()
         trainer._fetch_one_gen_batch()
-        planned = time.perf_counter()
+        planned, planned_cpu = time.perf_counter(), time.process_time()
     finally:
         PPOTrainerSync._fetch_one_gen_batch = original  # type: ignore[method-assign]
     plan_seconds = (sampled - started) + (planned - fetch_started)
 
-    # what verl's rollout produces: one key per response, jagged per-token tensors (not timed)
-    keys = [f"{uid}_0_{k}" for uid, n in zip(uids, plan.rollouts.tolist(), strict=True) for k in range(n)]
+    # what verl's rollout produces: one key "{uid}_{session}_{index}" per response, each rollout its own session
+    # (verl 0.9.1 agent_loop_tq.py:193), jagged per-token tensors (not timed)
+    keys = [f"{uid}_{k}_0" for uid, n in zip(uids, plan.rollouts.tolist(), strict=True) for k in range(n)]
     lengths = rng.integers(args.response_tokens // 2, 3 * args.response_tokens // 2, size=len(keys))
     correct = rng.random(len(keys)) < 0.5
     scores = np.zeros(int(lengths.sum()), dtype=np.float32)
@@ -110,17 +148,19 @@ def _one_step(trainer: CuresTrainer, rows: Any, store: _Store, args: argparse.Na
     store.fields = {
         "advantages": _jagged(lengths, rng),
         "rm_scores": _nested(torch.from_numpy(scores), offsets, lengths),
-        "extra_fields": [{"acc": float(c), "pred_parsed": 1.0} for c in correct],
+        # the reward function's extra keys, where verl keeps them (agent_loop_tq.py:175)
+        "extra_fields": [{"reward_extra_info": {"acc": float(c), "pred_parsed": 1.0}} for c in correct],
     }
     step_batch = SimpleNamespace(keys=keys, tags=[{}] * len(keys), partition_id="train")
 
-    t0 = time.perf_counter()
+    t0, t0_cpu = time.perf_counter(), time.process_time()
     trainer._compute_advantage(step_batch, {})
     t1 = time.perf_counter()
     trainer._observe(step_batch)
-    t2 = time.perf_counter()
+    t2, t2_cpu = time.perf_counter(), time.process_time()
     trainer.global_steps += 1
-    return plan_seconds, t1 - t0, t2 - t1
+    cpu = (sampled_cpu - started_cpu) + (planned_cpu - fetch_started_cpu) + (t2_cpu - t0_cpu)
+    return plan_seconds, t1 - t0, t2 - t1, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,30 +172,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=12, help="timed steps per preset (after 2 warm-up steps)")
     parser.add_argument("--presets", default="paper,recommended", help="comma-separated presets to time")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--baseline-ref", default=None, help="also time the hooks at this git revision (e.g. HEAD), interleaved"
+    )
     args = parser.parse_args(argv)
 
+    implementations = {"": _current()}
+    if args.baseline_ref is not None:
+        implementations[f" @{args.baseline_ref}"] = _baseline(args.baseline_ref)
     original_advantage = PPOTrainerSync._compute_advantage
-    original_tq = trainer_module.tq
+    original_tq = {suffix: impl.trainer_module.tq for suffix, impl in implementations.items()}
     store = _Store()
     PPOTrainerSync._compute_advantage = lambda self, batch, metrics: batch  # type: ignore[method-assign]
-    trainer_module.tq = store  # type: ignore[assignment]
+    for impl in implementations.values():
+        impl.trainer_module.tq = store
     print(
         f"CurES hooks per step: {args.num_prompts:,} prompts, {args.batch_size} x {args.rollout_n} = "
         f"{args.batch_size * args.rollout_n:,} responses of ~{args.response_tokens} tokens (median of {args.steps})"
     )
-    print(f"  {'preset':<14} {'plan ms':>9} {'advantage ms':>13} {'observe ms':>11} {'total ms':>9}")
+    print(f"  {'preset':<20} {'plan ms':>9} {'advantage ms':>13} {'observe ms':>11} {'total ms':>9}")
+    totals: dict[str, float] = {}
+    cpu_totals: dict[str, float] = {}
     try:
         for preset in args.presets.split(","):
-            rng = np.random.default_rng(args.seed)
-            trainer = _trainer(args, preset)
-            rows = iter(trainer.batch_sampler)
-            times = [_one_step(trainer, rows, store, args, rng) for _ in range(args.steps + 2)][2:]
-            plan, advantage, observe = (1e3 * statistics.median(t[k] for t in times) for k in range(3))
-            total = 1e3 * statistics.median(sum(t) for t in times)
-            print(f"  {preset:<14} {plan:>9.1f} {advantage:>13.1f} {observe:>11.1f} {total:>9.1f}")
+            # every implementation steps in turn (first in turn), so machine load hits them alike; own generators
+            runs = {}
+            for suffix, impl in implementations.items():
+                trainer = _trainer(args, preset, impl)
+                runs[suffix] = (trainer, iter(trainer.batch_sampler), np.random.default_rng(args.seed), [])
+            for step in range(args.steps + 2):
+                order = list(runs.values())
+                for trainer, rows, rng, times in order[step % len(order) :] + order[: step % len(order)]:
+                    times.append(_one_step(trainer, rows, store, args, rng))
+            for suffix, (_, _, _, times) in runs.items():
+                times = times[2:]
+                plan, advantage, observe = (1e3 * statistics.median(t[k] for t in times) for k in range(3))
+                total = totals[preset + suffix] = 1e3 * statistics.median(sum(t[:3]) for t in times)
+                cpu_totals[preset + suffix] = 1e3 * statistics.median(t[3] for t in times)
+                print(f"  {preset + suffix:<20} {plan:>9.1f} {advantage:>13.1f} {observe:>11.1f} {total:>9.1f}")
     finally:
         PPOTrainerSync._compute_advantage = original_advantage  # type: ignore[method-assign]
-        trainer_module.tq = original_tq
+        for suffix, impl in implementations.items():
+            impl.trainer_module.tq = original_tq[suffix]
+    # process time: less sensitive than wall time to other jobs taking the CPU (above it when torch uses threads)
+    print("  CPU ms per step (median): " + ", ".join(f"{name} {value:.1f}" for name, value in cpu_totals.items()))
+    for suffix in list(implementations)[1:]:
+        for preset in args.presets.split(","):
+            before, after = totals[preset + suffix], totals[preset]
+            cpu_before, cpu_after = cpu_totals[preset + suffix], cpu_totals[preset]
+            print(
+                f"  before/after {preset}: {before:.1f} ms{suffix} -> {after:.1f} ms ({before / after:.1f}x); "
+                f"CPU {cpu_before:.1f} -> {cpu_after:.1f} ms ({cpu_before / cpu_after:.1f}x)"
+            )
     print("  (a GPU step of this size takes minutes; verl's own advantage and TransferQueue I/O are not included)")
     return 0
 

@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     over.add_argument("--overhead-min-repeats", type=int, default=_H.min_repeats, help="minimum timed steps")
     over.add_argument("--overhead-max-repeats", type=int, default=_H.max_repeats, help="maximum timed steps")
     over.add_argument("--overhead-warmup", type=int, default=_H.warmup, help="untimed steps first")
+    over.add_argument(
+        "--baseline-ref",
+        default=_H.baseline_ref,
+        help="also time the sampler as it is at this git revision (e.g. HEAD), side by side: before/after ratios",
+    )
 
     sim = parser.add_argument_group("part 2: simulated learner")
     sim.add_argument("--num-prompts", type=int, default=_L.num_prompts, help="dataset size (15 x 10 batches x 64)")
@@ -187,6 +192,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[OverheadConfig, Simulat
         min_repeats=args.overhead_min_repeats,
         max_repeats=args.overhead_max_repeats,
         warmup=args.overhead_warmup,
+        baseline_ref=args.baseline_ref,
     )
     learner = LearnerConfig(
         num_prompts=args.num_prompts,

@@ -3,12 +3,16 @@
 One step = draw m prompts from rho (CurES Eq. 14), allocate the budget N = m x n (Eq. 20), and update the
 posteriors with the step's rewards (Eq. 23). The defaults follow the paper: m = 1024, n = 8 (N = 8192).
 
-Measured, for each dataset size, in one interleaved loop (so machine load affects every variant alike):
+Measured, for each dataset size, in one interleaved loop (so machine load affects every variant alike; the order
+is shuffled each round; Python's garbage collector runs between rounds, not while timing, as in ``timeit``):
 
 * ``paper``: :class:`~cures_verl.core.CurriculumSampler` with the ``paper`` preset on the whole dataset
   (``schedule.mode=continuous``, no cold start): O(m log N_data) per step thanks to the sum tree;
-* ``thompson`` and ``forgetting``: the O(N_data) modes (a posterior draw for every prompt each step; decay of
-  every count each step);
+* ``thompson``, ``forgetting`` and ``recommended`` (adaptive forgetting, the ``informative`` score): settings that
+  move every prompt's weight each step; on pools above ``CurriculumSampler.dense_pool_max`` the sampler keeps bounds
+  of the weights and draws by thinning, O(prompts touched) per step;
+* with ``baseline_ref`` (``--baseline-ref HEAD``), the same variants as the code was at that git revision, imported
+  side by side (:mod:`cures_verl.bench.baseline`) and timed in the same loop, named ``<variant> @<ref>``;
 * ``dense reference``: the straightforward implementation: recompute every weight with ``exp``, draw with
   ``rng.choice(N_data, m, replace=False, p=...)``, the same allocation (:func:`~cures_verl.core.allocate_rollouts`),
   and ``np.add.at`` into dense alpha/beta arrays.
@@ -19,6 +23,7 @@ simulator's starting difficulties. Before timing, ``warmup`` untimed steps give 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -34,13 +39,21 @@ from cures_verl.core.curriculum import CurriculumSampler
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OVERHEAD_MODES", "DenseReferenceSampler", "OverheadConfig", "OverheadRow", "run_overhead"]
+__all__ = [
+    "OVERHEAD_MODES",
+    "DenseReferenceSampler",
+    "OverheadConfig",
+    "OverheadRow",
+    "baseline_name",
+    "run_overhead",
+]
 
-#: CurES sampler variants timed, as nested config overrides on the ``paper`` preset.
-OVERHEAD_MODES: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "thompson": {"sampler": {"score": "thompson"}},
-    "forgetting": {"posterior": {"forgetting": 0.01}},
+#: CurES sampler variants timed: a preset and nested config overrides.
+OVERHEAD_MODES: dict[str, tuple[str, dict[str, Any]]] = {
+    "paper": ("paper", {}),
+    "thompson": ("paper", {"sampler": {"score": "thompson"}}),
+    "forgetting": ("paper", {"posterior": {"forgetting": 0.01}}),
+    "recommended": ("recommended", {}),
 }
 
 REFERENCE = "dense reference"
@@ -74,6 +87,9 @@ class OverheadConfig:
     seed: int = 0
     """Seed of the true accuracies, the rewards and the samplers."""
 
+    baseline_ref: str | None = None
+    """A git revision whose sampler is timed alongside (e.g. ``HEAD``: before/after in one run); None: no baseline."""
+
     def __post_init__(self) -> None:
         if not self.sizes or min(self.sizes) < 1:
             raise ValueError("--overhead-sizes must list positive dataset sizes")
@@ -91,13 +107,16 @@ class OverheadRow:
 
     Attributes:
         num_prompts: N_data.
-        mode: ``paper``, ``thompson``, ``forgetting`` or ``dense reference``.
+        mode: A key of :data:`OVERHEAD_MODES`, the same at the baseline revision (``<mode> @<ref>``), or
+            ``dense reference``.
         median_ms: Median step time in milliseconds.
         p10_ms: 10th percentile.
         p90_ms: 90th percentile.
         repeats: Timed steps.
         bytes_per_prompt: Per-prompt state (``CurriculumSampler.nbytes / N_data``; the reference's persistent arrays).
         reference_ratio: Dense reference median / this median (> 1: faster than the reference).
+        cpu_median_ms: Median CPU time of the process per step (``time.process_time``): less sensitive than wall
+            time to other jobs taking the CPU.
     """
 
     num_prompts: int
@@ -108,6 +127,7 @@ class OverheadRow:
     repeats: int
     bytes_per_prompt: float
     reference_ratio: float
+    cpu_median_ms: float
 
 
 class DenseReferenceSampler:
@@ -166,18 +186,26 @@ class DenseReferenceSampler:
 
 
 class _CuresVariant:
-    def __init__(self, num_prompts: int, config: OverheadConfig, overrides: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        num_prompts: int,
+        config: OverheadConfig,
+        preset: str,
+        overrides: dict[str, Any],
+        sampler_class: Any = CurriculumSampler,
+        make_config: Any = preset_config,
+    ) -> None:
         settings = {"seed": config.seed, "schedule": {"mode": "continuous", "cold_start_rollouts": 0}, **overrides}
-        self.sampler = CurriculumSampler(
+        self.sampler = sampler_class(
             num_prompts,
             batch_size=config.batch_size,
             rollouts_per_prompt=config.rollouts_per_prompt,
-            config=preset_config("paper", settings),
+            config=make_config(preset, settings),
         )
 
     @property
     def nbytes(self) -> int:
-        return self.sampler.nbytes
+        return int(self.sampler.nbytes)
 
     def plan(self) -> tuple[IntArray, IntArray]:
         plan = self.sampler.plan_step()
@@ -187,15 +215,22 @@ class _CuresVariant:
         self.sampler.observe(prompt_ids, rewards)
 
 
-def _timed_step(variant: Any, truth: FloatArray, rng: np.random.Generator) -> float:
-    start = time.perf_counter()
+def baseline_name(mode: str, ref: str) -> str:
+    """The row name of ``mode`` timed at git revision ``ref``."""
+    return f"{mode} @{ref}"
+
+
+def _timed_step(variant: Any, truth: FloatArray, rng: np.random.Generator) -> tuple[float, float]:
+    """Wall and CPU seconds of one plan + observe (the rewards' generation excluded)."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     prompts, counts = variant.plan()
-    planned = time.perf_counter()
+    planned, planned_cpu = time.perf_counter(), time.process_time()
     ids = np.repeat(prompts, counts)
     rewards = (rng.random(ids.size) < truth[ids]).astype(np.float64)  # untimed: the "rollouts"
-    resumed = time.perf_counter()
+    resumed, resumed_cpu = time.perf_counter(), time.process_time()
     variant.observe(ids, rewards)
-    return (planned - start) + (time.perf_counter() - resumed)
+    wall = (planned - start) + (time.perf_counter() - resumed)
+    return wall, (planned_cpu - start_cpu) + (time.process_time() - resumed_cpu)
 
 
 def time_size(num_prompts: int, config: OverheadConfig) -> list[OverheadRow]:
@@ -203,26 +238,51 @@ def time_size(num_prompts: int, config: OverheadConfig) -> list[OverheadRow]:
     rng = np.random.default_rng([config.seed, num_prompts])
     truth = sigmoid(-1.3 + 2.5 * rng.standard_normal(num_prompts))
     variants: dict[str, Any] = {
-        name: _CuresVariant(num_prompts, config, overrides) for name, overrides in OVERHEAD_MODES.items()
+        name: _CuresVariant(num_prompts, config, preset, overrides)
+        for name, (preset, overrides) in OVERHEAD_MODES.items()
     }
+    if config.baseline_ref is not None:
+        from cures_verl.bench.baseline import import_baseline
+
+        old_sampler = import_baseline(config.baseline_ref, ".core.curriculum").CurriculumSampler
+        old_config = import_baseline(config.baseline_ref, ".config").preset_config
+        for name, (preset, overrides) in OVERHEAD_MODES.items():
+            variants[baseline_name(name, config.baseline_ref)] = _CuresVariant(
+                num_prompts, config, preset, overrides, old_sampler, old_config
+            )
     variants[REFERENCE] = DenseReferenceSampler(
         num_prompts, batch_size=config.batch_size, rollouts_per_prompt=config.rollouts_per_prompt, seed=config.seed
     )
     for _ in range(config.warmup):
         for variant in variants.values():
             _timed_step(variant, truth, rng)
-    samples: dict[str, list[float]] = {name: [] for name in variants}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     deadline = time.perf_counter() + config.seconds
-    while True:
-        for name, variant in variants.items():
-            samples[name].append(_timed_step(variant, truth, rng))
-        done = len(samples[REFERENCE])
-        if done >= config.max_repeats or (done >= config.min_repeats and time.perf_counter() > deadline):
-            break
-    reference_median = float(np.median(samples[REFERENCE]))
+    names = list(variants)
+    order_rng = np.random.default_rng([config.seed, num_prompts, 1])
+    # as timeit does: Python's cyclic garbage collector is paused while timing (its pauses land on whichever variant
+    # happens to trigger them) and run between rounds
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while True:
+            if len(samples[REFERENCE]) % 10 == 0:
+                gc.collect()
+            # a new order each round, so that no variant always follows the same one (a variant sweeping a million
+            # prompts leaves the caches cold for the next)
+            for position in order_rng.permutation(len(names)):
+                name = names[position]
+                samples[name].append(_timed_step(variants[name], truth, rng))
+            done = len(samples[REFERENCE])
+            if done >= config.max_repeats or (done >= config.min_repeats and time.perf_counter() > deadline):
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    reference_median = float(np.median([wall for wall, _ in samples[REFERENCE]]))
     rows = []
     for name, values in samples.items():
-        ms = np.array(values) * 1e3
+        ms = np.array([wall for wall, _ in values]) * 1e3
         median = float(np.median(ms))
         rows.append(
             OverheadRow(
@@ -234,6 +294,7 @@ def time_size(num_prompts: int, config: OverheadConfig) -> list[OverheadRow]:
                 repeats=int(ms.size),
                 bytes_per_prompt=variants[name].nbytes / num_prompts,
                 reference_ratio=reference_median * 1e3 / median,
+                cpu_median_ms=float(np.median([cpu for _, cpu in values])) * 1e3,
             )
         )
     return rows

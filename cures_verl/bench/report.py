@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from cures_verl.bench.experiment import SimulationConfig, Spread, StrategySummary
+from cures_verl.bench.overhead import OVERHEAD_MODES, baseline_name
 
 __all__ = [
     "format_overhead",
@@ -42,23 +43,37 @@ def format_overhead(result: dict[str, Any]) -> str:
         f"  (load average before/after: {result['load_before'][0]:.2f} / {result['load_after'][0]:.2f} on "
         f"{result['cpu_count']} CPUs)",
         "",
-        f"  {'prompts':>9}  {'variant':<16} {'median ms':>9}  {'p10-p90 ms':>13}  {'reps':>4}  "
+        f"  {'prompts':>9}  {'variant':<22} {'median ms':>9}  {'p10-p90 ms':>13}  {'cpu ms':>7}  {'reps':>4}  "
         f"{'bytes/prompt':>12}  {'vs dense':>8}",
     ]
     for row in result["rows"]:
         spread = f"{row['p10_ms']:.2f}-{row['p90_ms']:.2f}"
         lines.append(
-            f"  {row['num_prompts']:>9,}  {row['mode']:<16} {row['median_ms']:>9.2f}  {spread:>13}  "
-            f"{row['repeats']:>4}  {row['bytes_per_prompt']:>12.1f}  {row['reference_ratio']:>7.1f}x"
+            f"  {row['num_prompts']:>9,}  {row['mode']:<22} {row['median_ms']:>9.2f}  {spread:>13}  "
+            f"{row['cpu_median_ms']:>7.2f}  {row['repeats']:>4}  {row['bytes_per_prompt']:>12.1f}  "
+            f"{row['reference_ratio']:>7.1f}x"
         )
-    paper = [r for r in result["rows"] if r["mode"] == "paper"]
-    if paper:
-        largest = max(paper, key=lambda r: r["num_prompts"])
-        verdict = "met" if largest["median_ms"] < 5.0 else "NOT met"
+    ref = cfg.get("baseline_ref")
+    by_key = {(r["num_prompts"], r["mode"]): r for r in result["rows"]}
+    if ref is not None:
+        lines += ["", f"  before/after (median at {ref} -> median now, same interleaved loop; wall, then CPU time):"]
+        for (size, mode), row in by_key.items():
+            before = by_key.get((size, baseline_name(mode, ref)))
+            if before is not None:
+                lines.append(
+                    f"  {size:>9,}  {mode:<22} {before['median_ms']:>9.2f} -> {row['median_ms']:.2f} ms "
+                    f"({before['median_ms'] / row['median_ms']:.1f}x);  cpu {before['cpu_median_ms']:.2f} -> "
+                    f"{row['cpu_median_ms']:.2f} ms ({before['cpu_median_ms'] / row['cpu_median_ms']:.1f}x)"
+                )
+    largest = max((r["num_prompts"] for r in result["rows"]), default=0)
+    modes = [r for r in result["rows"] if r["num_prompts"] == largest and r["mode"] in OVERHEAD_MODES]
+    if modes:
+        worst = max(modes, key=lambda r: r["median_ms"])
+        verdict = "met" if worst["median_ms"] < 5.0 else "NOT met"
         lines += [
             "",
-            f"  goal (paper mode, median < 5 ms at the largest size, {largest['num_prompts']:,} prompts): {verdict} "
-            f"({largest['median_ms']:.2f} ms, {largest['bytes_per_prompt']:.1f} bytes/prompt)",
+            f"  goal (every CurES variant, median < 5 ms at the largest size, {largest:,} prompts): {verdict} "
+            f"(slowest: {worst['mode']} {worst['median_ms']:.2f} ms)",
         ]
     return "\n".join(lines)
 

@@ -10,6 +10,8 @@ Modules, each named after what it holds:
 * :mod:`~cures_verl.core.curriculum`: :class:`CurriculumSampler`, the step loop built from the above.
 * :mod:`~cures_verl.core.screening`: optional cheap screening of drawn prompts from the posterior (beyond the paper).
 * :mod:`~cures_verl.core.sumtree`: the O(k log N) weighted-sampling structure behind it.
+* :mod:`~cures_verl.core.bounds`: weight bounds that stay valid under forgetting, so that forgetting and Thompson
+  draws also cost O(prompts touched) per step on large pools (thinned draws).
 """
 
 from __future__ import annotations

@@ -9,9 +9,18 @@
    one (prompt id, reward) pair per rollout; the posterior is updated (Eq. 23) and the sampling
    weights of the touched prompts are refreshed.
 
-A step costs O(m log N) (sum tree) unless a setting touches every prompt: Thompson draws, the
-``expected_std``/``informative`` scores after forgetting, and forgetting itself are O(N) per step.
-:meth:`~CurriculumSampler.state_dict` captures everything, the generator included, so a resumed run
+A step costs O(m log N) (sum tree), whatever the dataset size. Without forgetting and Thompson draws the tree holds
+the exact weights of Eq. 14 and only the observed prompts' weights change. With forgetting (every posterior moves each
+step) or Thompson draws (every weight is random each step) on a pool above ``dense_pool_max`` prompts the tree holds
+upper bounds of the weights that stay valid while the posterior is forgotten, and the draw accepts a proposal with
+probability weight / bound (:mod:`cures_verl.core.bounds`, :func:`~cures_verl.core.sampling.draw_distinct_thinned`):
+the same sampling distribution as recomputing every weight (Thompson: as drawing every prompt's posterior sample
+first), in O(m / acceptance log N) plus the bounds of the prompts observed or whose bound's window ran out;
+forgetting is then lazy (:class:`~cures_verl.core.difficulty.BetaAccuracyTracker`). Smaller pools recompute every
+weight before each draw, O(pool) and cheaper there, exactly as earlier versions did. Only the reporting
+(:meth:`metrics`, :meth:`sampling_probabilities`) reads the whole pool.
+
+:meth:`~CurriculumSampler.state_dict` captures everything, the generator and the bounds included, so a resumed run
 continues with exactly the same draws.
 """
 
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +37,12 @@ import numpy as np
 from cures_verl.config import CuresConfig
 from cures_verl.core._typing import FloatArray, IntArray
 from cures_verl.core.allocation import allocate_by_marginal_value, allocate_rollouts, grad_std_from_gradient_norms
+from cures_verl.core.bounds import MASS_FLOOR_SHARE, ExpiryQueue, log_weight_bounds, windowed_bounds
 from cures_verl.core.difficulty import BetaAccuracyTracker
 from cures_verl.core.grouping import PromptCounts, count_rollouts
 from cures_verl.core.sampling import (
     draw_distinct,
+    draw_distinct_thinned,
     gumbel_top_k,
     prompt_scores,
     prompt_temperatures,
@@ -51,6 +63,30 @@ _PRIOR_EPS = 1e-3
 _RESUME_IGNORED_KEYS = frozenset({"dump_dir", "posterior.prior_path"})
 # Redraws of a batch whose prompts would all be dropped (zero_variance=drop) before giving up.
 _MAX_EMPTY_REDRAWS = 100
+
+
+class _ThompsonDraws:
+    """The posterior draws theta_i of one step, made lazily the first time prompt i is looked at (sorted ids)."""
+
+    def __init__(self, tracker: BetaAccuracyTracker, rng: np.random.Generator) -> None:
+        self.tracker, self.rng = tracker, rng
+        self.ids = np.empty(0, dtype=np.int64)
+        self.theta = np.empty(0)
+
+    def __call__(self, indices: IntArray) -> FloatArray:
+        """theta of every index (repeats allowed); unseen prompts are drawn in order of first appearance."""
+        _, first = np.unique(indices, return_index=True)
+        distinct = indices[np.sort(first)]
+        pos = np.minimum(np.searchsorted(self.ids, distinct), max(self.ids.size - 1, 0))
+        known = (self.ids[pos] == distinct) if self.ids.size else np.zeros(distinct.size, dtype=bool)
+        new = distinct[~known]
+        if new.size:
+            ids = np.concatenate([self.ids, new])
+            theta = np.concatenate([self.theta, self.tracker.sample(self.rng, new)])
+            order = np.argsort(ids)
+            self.ids, self.theta = ids[order], theta[order]
+        result: FloatArray = self.theta[np.searchsorted(self.ids, indices)]
+        return result
 
 
 @dataclass(frozen=True)
@@ -130,6 +166,11 @@ class CurriculumSampler:
         32.0
     """
 
+    #: With forgetting or Thompson draws, pools up to this size recompute every weight before each draw (O(pool),
+    #: cheaper there, and the draws of earlier versions); larger ones use bounds and thinned draws (the same
+    #: distribution, O(prompts touched)). A tuning knob, not a setting: set it on an instance before its first draw.
+    dense_pool_max = 30_000
+
     def __init__(
         self,
         num_prompts: int,
@@ -157,6 +198,15 @@ class CurriculumSampler:
         self.tracker = BetaAccuracyTracker(self.num_prompts, **self._priors(prior_accuracy))
         self.rng = np.random.default_rng(cfg.seed)
         self.tree = SumTree(self.num_prompts)
+        # Forgetting or Thompson draws move every weight each step: on a pool larger than dense_pool_max the tree
+        # holds upper bounds of the weights (see the module docstring), on a smaller one every weight is recomputed
+        # before each draw. Decided at each full rebuild of the tree.
+        self._volatile = cfg.posterior.forgetting > 0 or cfg.sampler.score == "thompson"
+        self._bounded = False
+        self._bound_log = np.zeros(0)  # per-prompt arrays of the bounded mode, allocated when first used
+        self._expiry = ExpiryQueue(0)
+        self._pending: list[IntArray] = []  # observed prompts whose bound is refreshed before the next draw
+        self._acceptance = 1.0  # share of proposals the last thinned draw accepted (sizes the next one)
         self.step = 0
         self._tree_subset: int | None = None
         self._weights_stale = True  # the tree needs a full rebuild before the next draw
@@ -229,24 +279,78 @@ class CurriculumSampler:
         result: FloatArray = scores / prompt_temperatures(self.tracker, indices, s.temperature, s.temperature_rule)
         return result
 
+    def _log_bounds(self, indices: IntArray) -> FloatArray:
+        """Upper bounds of the log-weights of ``indices`` that hold until their expiry, which is set here (Eq. 14;
+        see :mod:`cures_verl.core.bounds`)."""
+        s = self.config.sampler
+        if self.config.posterior.forgetting == 0:  # nothing decays: the bound without decay holds for ever
+            bounds: FloatArray = log_weight_bounds(
+                self.tracker, indices, np.ones(1), s.score, s.temperature, s.temperature_rule, s.informative_group_size
+            )[0]
+            return bounds
+        floor = None  # a rebuild: the mean weight of the pool being bounded
+        if not self._weights_stale and self.tree.total > 0:  # a refresh: the mean bound in the tree
+            floor = self._shift + math.log(MASS_FLOOR_SHARE * self.tree.total / max(self._pool.size, 1))
+        bounds, windows = windowed_bounds(
+            self.tracker,
+            indices,
+            s.score,
+            s.temperature,
+            s.temperature_rule,
+            s.informative_group_size,
+            log_mass_floor=floor,
+        )
+        self._expiry.set(indices, self.tracker.log_scale - windows)
+        return bounds
+
+    def _pool_log_weights(self, thompson: _ThompsonDraws | None) -> Callable[[IntArray], FloatArray]:
+        """The exact log-weights of given prompts (Thompson: this step's draws) for the thinned draw's finish."""
+        s = self.config.sampler
+
+        def log_weights(indices: IntArray) -> FloatArray:
+            if thompson is None:
+                return self._log_weights(indices)
+            temps = prompt_temperatures(self.tracker, indices, s.temperature, s.temperature_rule)
+            result: FloatArray = reward_std(thompson(indices)) / temps
+            return result
+
+        return log_weights
+
     def _rebuild_weights(self) -> None:
-        """Recompute every eligible prompt's weight, O(N). Only called when drawing, so that the generator is
-        consumed (Thompson draws) at the same points whether or not a run was restored from a checkpoint."""
+        """Recompute every eligible prompt's weight (or bound), O(N). Only called when drawing, so that the generator
+        is consumed (Thompson draws on a dense pool) at the same points whether or not a run was restored."""
         weights = np.zeros(self.num_prompts)
-        log_w = self._log_weights(self._pool)
+        self._bounded = self._volatile and self._pool.size > self.dense_pool_max
+        if self._bounded:
+            self._allocate_bounds()
+            self._expiry.clear()
+            log_w = self._log_bounds(self._pool)
+            self._bound_log[self._pool] = log_w
+        else:
+            log_w = self._log_weights(self._pool)
         self._shift = float(log_w.max())
         weights[self._pool] = np.exp(log_w - self._shift)
         self.tree.rebuild(weights)
         self._weights_stale = False
 
+    def _allocate_bounds(self) -> None:
+        if self._bound_log.size != self.num_prompts:
+            self._bound_log = np.zeros(self.num_prompts)
+            self._expiry = ExpiryQueue(self.num_prompts)
+
     def _refresh_weights(self, indices: IntArray) -> None:
-        """Recompute the weights of ``indices`` only, O(k log N) (eligible ones; others stay 0)."""
-        if self._weights_stale or self.config.sampler.score == "thompson":
-            return  # the next draw rebuilds every weight anyway
+        """Recompute the weights (or bounds) of the distinct ``indices`` only, O(k log N) (eligible ones; others
+        stay 0)."""
+        if self._weights_stale or (self.config.sampler.score == "thompson" and not self._bounded):
+            return  # the next draw rebuilds every weight anyway (Thompson: fresh posterior draws)
         indices = indices[self._eligible[indices]]
         if indices.size == 0:
             return
-        log_w = self._log_weights(indices)
+        if self._bounded:
+            log_w = self._log_bounds(indices)
+            self._bound_log[indices] = log_w
+        else:
+            log_w = self._log_weights(indices)
         if log_w.max() > self._shift + _SHIFT_SLACK:
             self._weights_stale = True
             return
@@ -267,7 +371,19 @@ class CurriculumSampler:
             self._tree_subset = phase.subset
             self._weights_stale = True
 
-    def _draw(self) -> IntArray:
+    def _draw(self, thompson: _ThompsonDraws | None = None) -> IntArray:
+        """m distinct prompts by successive sampling from Eq. 14 (``thompson``: the step's posterior draws)."""
+        if self._bounded:
+            log_weights = self._pool_log_weights(thompson)
+
+            def log_acceptance(leaves: IntArray) -> FloatArray:
+                result: FloatArray = log_weights(leaves) - self._bound_log[leaves]
+                return result
+
+            prompts, self._acceptance = draw_distinct_thinned(
+                self.tree, self.batch_size, self.rng, log_acceptance, self._pool, log_weights, self._acceptance
+            )
+            return prompts
         try:
             return draw_distinct(self.tree, self.batch_size, self.rng)
         except ValueError:
@@ -325,8 +441,10 @@ class CurriculumSampler:
         """Draw m prompts and allocate the budget; under ``drop`` a batch in which every prompt would be dropped is
         skipped and drawn again, as the released code skips an empty batch (at most _MAX_EMPTY_REDRAWS times)."""
         cfg = self.config
+        # one posterior draw per prompt and step, shared by redraws (as when every prompt was drawn up front)
+        thompson = _ThompsonDraws(self.tracker, self.rng) if self._bounded and cfg.sampler.score == "thompson" else None
         for _ in range(_MAX_EMPTY_REDRAWS):
-            prompts = self._draw()
+            prompts = self._draw(thompson)
             if not cfg.allocation.enable:
                 return prompts, np.full(prompts.size, self.rollouts_per_prompt, dtype=np.int64)
             if cfg.allocation.rule == "marginal_value":
@@ -369,8 +487,13 @@ class CurriculumSampler:
             rollouts = np.full(prompts.size, cfg.schedule.cold_start_rollouts, dtype=np.int64)
             is_training = cfg.schedule.train_on_cold_start
         else:
-            if self._weights_stale or cfg.sampler.score == "thompson":
-                self._rebuild_weights()  # Thompson: fresh posterior draws every step
+            if self._bounded and not self._weights_stale:
+                # the observed prompts, and those whose bound's window the forgetting has used up
+                expired = self._expiry.pop_expired(self.tracker.log_scale)
+                self._refresh_weights(np.unique(np.concatenate([expired, *self._pending])))
+            self._pending = []
+            if self._weights_stale or (cfg.sampler.score == "thompson" and not self._bounded):
+                self._rebuild_weights()  # Thompson on a dense pool: fresh posterior draws every step
             prompts, rollouts = self._draw_and_allocate()
             is_training = True
         plan = StepPlan(
@@ -428,8 +551,12 @@ class CurriculumSampler:
         if cold or post.online_update:
             self.tracker.update(counts.prompt_indices, counts.num_correct, counts.num_total)
         if rate > 0:
-            self.tracker.decay(1.0 - rate)
-            self._weights_stale = True  # every weight moved
+            # bounded: lazy, O(1), the bounds of the other prompts cover it until they expire; dense: eager, O(N)
+            self.tracker.decay(1.0 - rate, lazy=self._bounded)
+        if self._bounded:
+            self._pending.append(counts.prompt_indices)  # refreshed with the expired ones at the next draw
+        elif rate > 0:
+            self._weights_stale = True  # a dense pool: every weight moved
         else:
             self._refresh_weights(counts.prompt_indices)
         return metrics
@@ -448,7 +575,7 @@ class CurriculumSampler:
         if not keep.any():
             return 0.0
         idx = counts.prompt_indices[keep]
-        a, b = self.tracker.alpha(idx), self.tracker.beta(idx)
+        a, b = self.tracker.alpha_beta(idx)
         n, k = a + b, counts.num_total[keep]
         p = a / n
         variance = p * (1 - p) / k * (n + k) / (n + 1)
@@ -468,12 +595,14 @@ class CurriculumSampler:
     def sampling_probabilities(self, indices: IntArray | None = None) -> FloatArray:
         """Current rho over the eligible pool (Eq. 14), for ``indices`` or the whole pool; O(pool).
 
-        Reporting never consumes the sampler's generator: with Thompson draws this is the distribution of the
-        last draw (or of a throwaway draw before the first step).
+        Reporting never consumes the sampler's generator: with Thompson draws this is the distribution given a
+        throwaway posterior draw of every prompt (seeded by the step).
         """
         pool = self.pool()
         prob: FloatArray
-        synced = self._tree_subset == self.schedule.phase(self.step).subset and not self._weights_stale
+        synced = (
+            not self._bounded and self._tree_subset == self.schedule.phase(self.step).subset and not self._weights_stale
+        )
         if synced and self.tree.total > 0:
             prob = self.tree.weights(pool)
         else:
@@ -532,7 +661,8 @@ class CurriculumSampler:
         extra = 0 if self._grad_stats is None else self._grad_stats.nbytes
         order = self.schedule._order
         order_bytes = 0 if order is None else order.nbytes
-        return self.tracker.nbytes + self.tree.nbytes + self._eligible.nbytes + extra + order_bytes
+        bounds = self._bound_log.nbytes + self._expiry.key.nbytes
+        return self.tracker.nbytes + self.tree.nbytes + self._eligible.nbytes + extra + order_bytes + bounds
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
@@ -549,7 +679,42 @@ class CurriculumSampler:
             "grad_stats": None if self._grad_stats is None else self._grad_stats.copy(),
             "last_plan_phase": self._last_phase,
             "residual_ratio": self._residual_ratio,
+            "bounds": self._bounds_state(),
+            "acceptance": self._acceptance,
         }
+
+    def _bounds_state(self) -> dict[str, Any] | None:
+        """The weight bounds and their expiry: history-dependent, so saved for an exact resume (None: rebuilt)."""
+        if not self._bounded or self._weights_stale or self._tree_subset is None:
+            return None
+        return {
+            "subset": self._tree_subset,
+            "shift": self._shift,
+            "log_bound": self._bound_log.copy(),
+            "expiry": self._expiry.key.copy(),
+            "pending": np.unique(np.concatenate([np.empty(0, dtype=np.int64), *self._pending])),
+        }
+
+    def _load_bounds(self, bounds: dict[str, Any] | None) -> None:
+        if not self._volatile or bounds is None:
+            return
+        log_bound = np.array(bounds["log_bound"], dtype=np.float64)
+        if log_bound.shape != (self.num_prompts,):
+            raise ValueError(f"saved bounds have shape {log_bound.shape}, expected ({self.num_prompts},)")
+        self._bounded = True
+        self._eligible[self._pool] = False
+        self._tree_subset = int(bounds["subset"])
+        self._pool = self.schedule.subset(self._tree_subset)
+        self._eligible[self._pool] = True
+        self._allocate_bounds()
+        self._bound_log = log_bound
+        self._expiry.load(bounds["expiry"])
+        self._pending = [np.asarray(bounds["pending"], dtype=np.int64)]
+        self._shift = float(bounds["shift"])
+        weights = np.zeros(self.num_prompts)
+        weights[self._pool] = np.exp(log_bound[self._pool] - self._shift)
+        self.tree.rebuild(weights)  # the same leaves, so the same tree, as the saved run's
+        self._weights_stale = False
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`.
@@ -583,6 +748,10 @@ class CurriculumSampler:
         self._last_phase = state.get("last_plan_phase")
         self._residual_ratio = float(state.get("residual_ratio", 1.0))
         self.last_plan = None
+        self._bounded = False
+        self._pending = []
+        self._acceptance = float(state.get("acceptance", 1.0))
+        self._load_bounds(state.get("bounds"))
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:

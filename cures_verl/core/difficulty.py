@@ -7,11 +7,18 @@ Beta(1, 1). Beyond the paper this module offers exponential forgetting toward th
 non-stationary training), Thompson draws, per-prompt priors, and closed-form posterior expectations used
 by the posterior-aware sampling scores.
 
-Memory: two float64 arrays of observed counts, 16 bytes per prompt (plus 16 more with per-prompt priors).
+Forgetting can be lazy: ``BetaAccuracyTracker.decay(factor, lazy=True)`` only adds log(factor) to a running
+log-scale, O(1), and a prompt's counts are scaled by exp(log-scale now - log-scale when they were last written) when
+read or updated, so a step costs O(prompts touched) whatever the dataset size. The counts read are those of eager
+decay up to float rounding (relative 1e-15 per decay step).
+
+Memory: two float64 arrays of observed counts, 16 bytes per prompt (plus 8 once forgetting is used, 16 more with
+per-prompt priors).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -180,6 +187,11 @@ class BetaAccuracyTracker:
     Observed counts are stored separately from the prior, so the prior can be per prompt, forgetting decays
     only the observations, and :meth:`reset` returns a prompt to its prior.
 
+    Forgetting may be applied lazily (see the module docstring): the stored counts of prompt i were written at
+    log-scale ``stamp_i`` and are worth ``stored_i * exp(log_scale - stamp_i)`` now, where ``log_scale`` is the sum
+    of log(factor) over every lazy :meth:`decay` since the last :meth:`materialize`. Reads and updates cost
+    O(prompts read); a lazy decay costs O(1).
+
     Args:
         num_prompts: Dataset size.
         prior_correct: alpha_0, a positive scalar or an array of shape ``(num_prompts,)``.
@@ -193,6 +205,9 @@ class BetaAccuracyTracker:
         >>> _ = tracker.update(np.array([0, 0, 2]), num_correct=np.array([1, 1, 0]), num_total=np.array([1, 1, 4]))
         >>> tracker.posterior_mean().round(4).tolist()  # (2+1)/(2+2), prior 1/2, (0+1)/(4+2)
         [0.75, 0.5, 0.1667]
+        >>> tracker.decay(0.5, lazy=True)  # O(1): counts are scaled when read
+        >>> tracker.alpha().round(4).tolist()  # 1 + 2 * 0.5, 1, 1
+        [2.0, 1.0, 1.0]
     """
 
     def __init__(
@@ -206,8 +221,11 @@ class BetaAccuracyTracker:
             raise ValueError(f"num_prompts must be >= 1, got {num_prompts}")
         self.num_prompts = int(num_prompts)
         self.prior_correct, self.prior_incorrect = self._check_prior(prior_correct, prior_incorrect)
-        self.num_correct: FloatArray = np.zeros(self.num_prompts)
-        self.num_incorrect: FloatArray = np.zeros(self.num_prompts)
+        self._correct: FloatArray = np.zeros(self.num_prompts)
+        self._incorrect: FloatArray = np.zeros(self.num_prompts)
+        # Lazy forgetting: None until the first decay (stored counts are then the current ones).
+        self._stamp: FloatArray | None = None
+        self._log_scale = 0.0
 
     def _check_prior(self, prior_correct: Any, prior_incorrect: Any) -> tuple[FloatArray, FloatArray]:
         out = []
@@ -229,26 +247,85 @@ class BetaAccuracyTracker:
             return np.full(self.num_prompts if indices is None else len(indices), float(arr))
         return arr.copy() if indices is None else arr[indices]
 
+    @property
+    def log_scale(self) -> float:
+        """Sum of log(factor) over every lazy :meth:`decay` since the last :meth:`materialize` (only decreases)."""
+        return self._log_scale
+
+    def _scale(self, indices: IntArray | None) -> FloatArray | None:
+        """exp(log_scale - stamp) for ``indices`` (None: nothing decayed since the counts were written)."""
+        if self._stamp is None:
+            return None
+        stamp = self._stamp if indices is None else self._stamp[indices]
+        result: FloatArray = np.exp(self._log_scale - stamp)
+        return result
+
+    def _counts(self, stored: FloatArray, indices: IntArray | None) -> FloatArray:
+        scale = self._scale(indices)
+        counts = stored if indices is None else stored[indices]
+        if scale is None:
+            return counts.copy() if indices is None else counts
+        result: FloatArray = counts * scale
+        return result
+
+    def correct_counts(self, indices: IntArray | None = None) -> FloatArray:
+        """Observed (decayed) correct rollouts, shape ``(len(indices),)`` or ``(num_prompts,)``; O(len(indices))."""
+        return self._counts(self._correct, indices)
+
+    def incorrect_counts(self, indices: IntArray | None = None) -> FloatArray:
+        """Observed (decayed) incorrect rollouts, shape ``(len(indices),)`` or ``(num_prompts,)``."""
+        return self._counts(self._incorrect, indices)
+
+    @property
+    def num_correct(self) -> FloatArray:
+        """Observed (decayed) correct rollouts of every prompt, a read-only array; O(N): prefer
+        :meth:`correct_counts` with indices."""
+        out = self.correct_counts()
+        out.flags.writeable = False
+        return out
+
+    @property
+    def num_incorrect(self) -> FloatArray:
+        """Observed (decayed) incorrect rollouts of every prompt, a read-only array; O(N)."""
+        out = self.incorrect_counts()
+        out.flags.writeable = False
+        return out
+
     def alpha(self, indices: IntArray | None = None) -> FloatArray:
         """alpha_i = alpha_0 + observed correct, shape ``(len(indices),)`` or ``(num_prompts,)``."""
-        counts = self.num_correct if indices is None else self.num_correct[indices]
-        return self._select(self.prior_correct, indices) + counts
+        return self._select(self.prior_correct, indices) + self.correct_counts(indices)
 
     def beta(self, indices: IntArray | None = None) -> FloatArray:
         """beta_i = beta_0 + observed incorrect, shape ``(len(indices),)`` or ``(num_prompts,)``."""
-        counts = self.num_incorrect if indices is None else self.num_incorrect[indices]
-        return self._select(self.prior_incorrect, indices) + counts
+        return self._select(self.prior_incorrect, indices) + self.incorrect_counts(indices)
+
+    def alpha_beta(self, indices: IntArray | None = None) -> tuple[FloatArray, FloatArray]:
+        """``(alpha(indices), beta(indices))``, the lazy decay computed once for both."""
+        scale = self._scale(indices)
+        correct = self._correct if indices is None else self._correct[indices]
+        incorrect = self._incorrect if indices is None else self._incorrect[indices]
+        if scale is not None:
+            correct, incorrect = correct * scale, incorrect * scale
+        return self._select(self.prior_correct, indices) + correct, self._select(
+            self.prior_incorrect, indices
+        ) + incorrect
 
     def num_observed(self, indices: IntArray | None = None) -> FloatArray:
         """Observed (possibly decayed) rollouts per prompt."""
+        scale = self._scale(indices)
         if indices is None:
-            return self.num_correct + self.num_incorrect
-        return self.num_correct[indices] + self.num_incorrect[indices]
+            total = self._correct + self._incorrect
+        else:
+            total = self._correct[indices] + self._incorrect[indices]
+        if scale is None:
+            return total
+        result: FloatArray = total * scale
+        return result
 
     def update(self, prompt_indices: Any, num_correct: Any, num_total: Any) -> IntArray:
         """Add observations (CurES Eq. 23): alpha_i += correct, beta_i += total - correct.
 
-        Repeated prompt indices accumulate. Counts may be fractional (fractional reward rule).
+        Repeated prompt indices accumulate. Counts may be fractional (fractional reward rule). O(k log k).
 
         Args:
             prompt_indices: Prompt ids, shape ``(k,)``, integers in ``[0, num_prompts)``; repeats allowed.
@@ -273,65 +350,124 @@ class BetaAccuracyTracker:
             raise ValueError("num_correct and num_total must be finite")
         if np.any(correct < 0) or np.any(correct > total + 1e-9):
             raise ValueError("counts must satisfy 0 <= num_correct <= num_total for every entry")
-        # [p3, p1, p3] -> unique [p1, p3], inverse [1, 0, 1] -> per-prompt sums by bincount
-        unique, inverse = np.unique(idx, return_inverse=True)
-        self.num_correct[unique] += np.bincount(inverse, weights=correct, minlength=unique.size)
-        self.num_incorrect[unique] += np.bincount(inverse, weights=total - correct, minlength=unique.size)
+        unique: IntArray
+        added_correct: FloatArray
+        added_incorrect: FloatArray
+        if idx.size and np.all(idx[1:] > idx[:-1]):  # distinct and sorted already (count_rollouts' output)
+            unique, added_correct, added_incorrect = idx, correct, total - correct
+        else:  # [p3, p1, p3] -> unique [p1, p3], inverse [1, 0, 1] -> per-prompt sums by bincount
+            unique, inverse = np.unique(idx, return_inverse=True)
+            added_correct = np.bincount(inverse, weights=correct, minlength=unique.size).astype(np.float64, copy=False)
+            added_incorrect = np.bincount(inverse, weights=total - correct, minlength=unique.size).astype(
+                np.float64, copy=False
+            )
+        if self._stamp is None:
+            self._correct[unique] += added_correct
+            self._incorrect[unique] += added_incorrect
+        else:  # bring the touched prompts' counts up to date, then add
+            self._correct[unique] = self.correct_counts(unique) + added_correct
+            self._incorrect[unique] = self.incorrect_counts(unique) + added_incorrect
+            self._stamp[unique] = self._log_scale
         return unique
 
     def posterior_mean(self, indices: IntArray | None = None) -> FloatArray:
         """Posterior mean alpha / (alpha + beta) (CurES Eq. 24), shape ``(len(indices),)`` or ``(num_prompts,)``."""
-        return beta_mean(self.alpha(indices), self.beta(indices))
+        return beta_mean(*self.alpha_beta(indices))
 
     def posterior_variance(self, indices: IntArray | None = None) -> FloatArray:
         """Posterior variance of p, shape ``(len(indices),)`` or ``(num_prompts,)``."""
-        return beta_variance(self.alpha(indices), self.beta(indices))
+        return beta_variance(*self.alpha_beta(indices))
 
     def mle_accuracy(self, indices: IntArray | None = None) -> FloatArray:
         """Maximum-likelihood accuracy correct / observed; prompts with no observation get their prior mean."""
-        correct = self.num_correct if indices is None else self.num_correct[indices]
-        observed = self.num_observed(indices)
+        correct = self.correct_counts(indices)
+        observed = correct + self.incorrect_counts(indices)
         prior = beta_mean(self._select(self.prior_correct, indices), self._select(self.prior_incorrect, indices))
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(observed > 0, correct / np.where(observed > 0, observed, 1.0), prior)
 
     def sample(self, rng: np.random.Generator, indices: IntArray | None = None) -> FloatArray:
         """Thompson draws p ~ Beta(alpha_i, beta_i), shape ``(len(indices),)`` or ``(num_prompts,)``."""
-        return rng.beta(self.alpha(indices), self.beta(indices))
+        return rng.beta(*self.alpha_beta(indices))
 
-    def decay(self, factor: float) -> None:
-        """Exponential forgetting toward the prior: every observed count is multiplied by ``factor`` in [0, 1]."""
+    def decay(self, factor: float, *, lazy: bool = False) -> None:
+        """Exponential forgetting toward the prior: every observed count is multiplied by ``factor`` in [0, 1].
+
+        Eager by default: O(N), every stored count multiplied now. With ``lazy`` the factor joins the running
+        log-scale and is applied when a count is read, O(1) (the first lazy decay allocates the per-prompt stamps,
+        O(N) once); the counts read then equal eager decay's up to float rounding (exp of a sum of logs instead of a
+        product), not bit for bit. An eager decay after lazy ones first writes every count out (:meth:`materialize`).
+        A factor of 0 forgets everything.
+        """
         if not 0.0 <= factor <= 1.0:
             raise ValueError(f"decay factor must lie in [0, 1], got {factor}")
-        if factor != 1.0:
-            self.num_correct *= factor
-            self.num_incorrect *= factor
+        if factor == 1.0:
+            return
+        if factor == 0.0:
+            self.reset()
+            return
+        if not lazy:
+            self.materialize()
+            self._correct *= factor
+            self._incorrect *= factor
+            return
+        if self._stamp is None:
+            self._stamp = np.full(self.num_prompts, self._log_scale)
+        self._log_scale += math.log(factor)
+
+    def materialize(self) -> None:
+        """Write every lazily decayed count out and drop the stamps, O(N) (nothing to do without lazy decay)."""
+        if self._stamp is None:
+            return
+        self._correct = self.correct_counts()
+        self._incorrect = self.incorrect_counts()
+        self._stamp = None
+        self._log_scale = 0.0
 
     def reset(self, indices: IntArray | None = None) -> None:
         """Forget all observations of ``indices`` (all prompts when None): back to the prior."""
         if indices is None:
-            self.num_correct[:] = 0.0
-            self.num_incorrect[:] = 0.0
+            self._correct[:] = 0.0
+            self._incorrect[:] = 0.0
+            if self._stamp is not None:
+                self._stamp[:] = self._log_scale
         else:
             idx = _as_index_array(indices, self.num_prompts, "indices")
-            self.num_correct[idx] = 0.0
-            self.num_incorrect[idx] = 0.0
+            self._correct[idx] = 0.0
+            self._incorrect[idx] = 0.0
+            if self._stamp is not None:
+                self._stamp[idx] = self._log_scale
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the tracker's arrays."""
-        arrays = (self.num_correct, self.num_incorrect, self.prior_correct, self.prior_incorrect)
+        arrays = [self._correct, self._incorrect, self.prior_correct, self.prior_incorrect]
+        if self._stamp is not None:
+            arrays.append(self._stamp)
         return int(sum(a.nbytes for a in arrays))
 
     def state_dict(self) -> dict[str, Any]:
-        """Arrays that reproduce the tracker exactly (copies)."""
-        return {
+        """Arrays that reproduce the tracker exactly (copies).
+
+        ``num_correct`` and ``num_incorrect`` are the current (decayed) counts, what readers of a checkpoint want;
+        with forgetting, the stored counts, their stamps and the log-scale are saved too, so a restored tracker
+        reads bit-identical counts.
+        """
+        state: dict[str, Any] = {
             "num_prompts": self.num_prompts,
             "prior_correct": self.prior_correct.copy(),
             "prior_incorrect": self.prior_incorrect.copy(),
-            "num_correct": self.num_correct.copy(),
-            "num_incorrect": self.num_incorrect.copy(),
+            "num_correct": self.correct_counts(),
+            "num_incorrect": self.incorrect_counts(),
         }
+        if self._stamp is not None:
+            state["lazy"] = {
+                "stored_correct": self._correct.copy(),
+                "stored_incorrect": self._incorrect.copy(),
+                "stamp": self._stamp.copy(),
+                "log_scale": self._log_scale,
+            }
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`; the dataset size must match."""
@@ -341,11 +477,18 @@ class BetaAccuracyTracker:
                 "resume with the same training dataset"
             )
         self.prior_correct, self.prior_incorrect = self._check_prior(state["prior_correct"], state["prior_incorrect"])
-        for name in ("num_correct", "num_incorrect"):
-            arr = np.array(state[name], dtype=np.float64)
+        lazy = state.get("lazy")
+        names = ("stored_correct", "stored_incorrect", "stamp") if lazy else ("num_correct", "num_incorrect")
+        source = lazy if lazy else state
+        arrays = []
+        for name in names:
+            arr = np.array(source[name], dtype=np.float64)
             if arr.shape != (self.num_prompts,):
                 raise ValueError(f"state[{name!r}] has shape {arr.shape}, expected ({self.num_prompts},)")
-            setattr(self, name, arr)
+            arrays.append(arr)
+        self._correct, self._incorrect = arrays[0], arrays[1]
+        self._stamp = arrays[2] if lazy else None
+        self._log_scale = float(lazy["log_scale"]) if lazy else 0.0
 
 
 def log_beta_moment(alpha: FloatArray, beta: FloatArray, a: FloatArray | float, b: FloatArray | float) -> FloatArray:

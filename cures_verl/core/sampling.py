@@ -21,6 +21,9 @@ overflows for tau down to 1e-3 and up to 1e3; probabilities never need the norma
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
 
 from cures_verl.core._typing import FloatArray, IntArray
@@ -37,6 +40,7 @@ __all__ = [
     "prompt_temperatures",
     "sampling_probabilities",
     "draw_distinct",
+    "draw_distinct_thinned",
     "gumbel_top_k",
     "SCORE_UPPER_BOUND",
 ]
@@ -46,6 +50,9 @@ SCORE_UPPER_BOUND = {"mean": 0.5, "thompson": 0.5, "expected_std": 0.5, "informa
 
 # Rejection rounds before draw_distinct switches to the exact O(N) Gumbel-top-k draw.
 _MAX_TREE_ROUNDS = 8
+# draw_distinct_thinned: proposal rounds, and the acceptance rate below which the exact O(N) draw is cheaper.
+_MAX_THINNED_ROUNDS = 16
+_MIN_ACCEPTANCE = 1.0 / 64
 
 
 def reward_std(accuracy: FloatArray) -> FloatArray:
@@ -108,9 +115,9 @@ def prompt_scores(
             raise ValueError("the thompson score needs a random generator")
         return reward_std(tracker.sample(rng, indices))
     if score == "expected_std":
-        return expected_reward_std(tracker.alpha(indices), tracker.beta(indices))
+        return expected_reward_std(*tracker.alpha_beta(indices))
     if score == "informative":
-        return informative_probability(tracker.alpha(indices), tracker.beta(indices), group_size)
+        return informative_probability(*tracker.alpha_beta(indices), group_size)
     raise ValueError(f"unknown sampling score {score!r}; choose one of {', '.join(SCORE_UPPER_BOUND)}")
 
 
@@ -131,8 +138,7 @@ def prompt_temperatures(
     if rule == "constant":
         return float(temperature)
     if rule == "count_scaled":
-        correct = tracker.num_correct if indices is None else tracker.num_correct[indices]
-        return float(temperature) * (correct + 1.0)
+        return float(temperature) * (tracker.correct_counts(indices) + 1.0)
     raise ValueError(f"unknown temperature rule {rule!r}; choose 'constant' or 'count_scaled'")
 
 
@@ -256,6 +262,110 @@ def draw_distinct(tree: SumTree, num_draws: int, rng: np.random.Generator) -> In
         with np.errstate(divide="ignore"):
             log_remaining = np.log(remaining)
         return np.concatenate([chosen, gumbel_top_k(log_remaining, need, rng)])
+    finally:
+        for leaves, weights in reversed(zeroed):
+            tree.update(leaves, weights)
+
+
+def draw_distinct_thinned(
+    tree: SumTree,
+    num_draws: int,
+    rng: np.random.Generator,
+    log_acceptance: Callable[[IntArray], FloatArray],
+    pool: IntArray,
+    pool_log_weights: Callable[[IntArray], FloatArray],
+    acceptance: float = 1.0,
+) -> tuple[IntArray, float]:
+    """Successive sampling of ``num_draws`` distinct leaves proportionally to weights w known only through upper
+    bounds B >= w held by ``tree`` (thinning), in O(num_draws / acceptance log N).
+
+    Proposals are i.i.d. from the tree (probability B_i / sum B); proposal i is accepted with probability
+    w_i / B_i = exp(``log_acceptance(i)``). Accepted proposals are then i.i.d. with probability w_i / sum w (the
+    classic rejection argument: P(i proposed and accepted) = B_i / sum B * w_i / B_i is proportional to w_i), so
+    keeping their first occurrences is exactly successive sampling proportional to w, as in :func:`draw_distinct`
+    (chosen leaves are zeroed between rounds, which restricts the proposals to the unchosen leaves). After a few
+    rounds, or when acceptance is poor, the draw finishes with an exact O(pool) Gumbel-top-k over
+    ``pool_log_weights`` of the unchosen pool. The tree is left unchanged.
+
+    ``log_acceptance`` may itself be random (Thompson draws): it is called on every round's proposals in order, and
+    must return, for a leaf it has seen before in this draw, the same w_i (the random weight is drawn once per draw,
+    at the leaf's first proposal). Since proposals do not depend on w, drawing w_i lazily at first proposal gives
+    the same joint law as drawing every w_i first and then sampling, and ``pool_log_weights`` must do the same
+    (seen leaves keep their weight, the others get a fresh draw).
+
+    Args:
+        tree: Upper bounds B_i (zero for leaves that must not be drawn).
+        num_draws: m >= 0.
+        rng: Random generator (proposals, acceptance tests).
+        log_acceptance: log(w_i / B_i) <= 0 of each proposed leaf (repeats allowed), shape like its argument.
+        pool: Every leaf with a positive weight (for the exact finish).
+        pool_log_weights: log w_i of the given leaves (-inf: not drawable), for the exact finish.
+        acceptance: Expected share of accepted proposals (sizes the first round; e.g. the last draw's).
+
+    Returns:
+        Leaf indices in the order drawn, shape ``(num_draws,)``, all distinct, and the share of proposals accepted
+        (1.0 when none were made).
+
+    Raises:
+        ValueError: If fewer than ``num_draws`` leaves have positive weight.
+        RuntimeError: If ``log_acceptance`` is positive (a bound below its weight: a bug, never silently biased).
+
+    Example:
+        >>> tree = SumTree(4)
+        >>> tree.rebuild(np.ones(4))  # bounds 1; true weights 1, 1, 0.5, 0.5
+        >>> w = np.array([1.0, 1.0, 0.5, 0.5])
+        >>> out, accepted = draw_distinct_thinned(
+        ...     tree, 3, np.random.default_rng(0), lambda i: np.log(w[i]), np.arange(4), lambda i: np.log(w[i])
+        ... )
+        >>> np.unique(out).size, 0 < accepted <= 1
+        (3, True)
+    """
+    if num_draws < 0:
+        raise ValueError(f"num_draws must be >= 0, got {num_draws}")
+    chosen = np.empty(0, dtype=np.int64)
+    zeroed: list[tuple[IntArray, FloatArray]] = []
+    acceptance = min(max(float(acceptance), _MIN_ACCEPTANCE), 1.0)
+    proposed = accepted_total = 0
+    try:
+        for _ in range(_MAX_THINNED_ROUNDS):
+            need = num_draws - chosen.size
+            if need == 0:
+                return chosen, accepted_total / proposed if proposed else 1.0
+            if tree.total <= 0 or acceptance < _MIN_ACCEPTANCE:
+                break
+            size = math.ceil((need + max(8, need // 8)) / acceptance)
+            leaves = tree.find(rng.random(size) * tree.total)
+            leaves = leaves[tree.weights(leaves) > 0]  # a rounding edge can land on a zero leaf
+            if leaves.size == 0:
+                continue
+            log_ratio = log_acceptance(leaves)
+            if np.any(log_ratio > 0):
+                raise RuntimeError("a sampling-weight bound is below its weight; the thinned draw would be biased")
+            accepted = leaves[rng.random(leaves.size) < np.exp(log_ratio)]
+            acceptance = (accepted.size + 1) / (leaves.size + 2)  # smoothed: a small unlucky round is not zero
+            proposed, accepted_total = proposed + leaves.size, accepted_total + accepted.size
+            # [5, 2, 5, 7] -> first occurrences in draw order [5, 2, 7], minus already chosen
+            _, first = np.unique(accepted, return_index=True)
+            fresh = accepted[np.sort(first)]
+            fresh = fresh[~np.isin(fresh, chosen)][:need]
+            chosen = np.concatenate([chosen, fresh])
+            if chosen.size < num_draws and fresh.size:
+                zeroed.append((fresh, tree.weights(fresh)))
+                tree.update(fresh, np.zeros(fresh.size))
+        ratio = accepted_total / proposed if proposed else 1.0
+        need = num_draws - chosen.size
+        if need == 0:
+            return chosen, ratio
+        rest = np.asarray(pool, dtype=np.int64)
+        rest = rest[~np.isin(rest, chosen)]
+        log_weights = pool_log_weights(rest)
+        available = int(np.count_nonzero(np.isfinite(log_weights)))
+        if available < need:
+            raise ValueError(
+                f"cannot draw {num_draws} distinct prompts: only {chosen.size + available} have positive "
+                "sampling weight; lower the batch size or enlarge the eligible pool"
+            )
+        return np.concatenate([chosen, rest[gumbel_top_k(log_weights, need, rng)]]), ratio
     finally:
         for leaves, weights in reversed(zeroed):
             tree.update(leaves, weights)

@@ -96,7 +96,17 @@ class SumTree:
             raise ValueError("weights must be finite and >= 0")
         node = indices + self.capacity
         self.nodes[node] = weights
+        level = self.capacity  # first node of the level being recomputed (= its number of nodes)
         for _ in range(self.depth):
+            level >>= 1
+            if level <= node.size:
+                # the levels from here up have no more nodes than there are updates: recomputing them whole
+                # (contiguous pairwise sums, as rebuild does) is cheaper than gathering the touched ones
+                while level >= 1:
+                    children = self.nodes[2 * level : 4 * level]
+                    self.nodes[level : 2 * level] = children[0::2] + children[1::2]
+                    level >>= 1
+                return
             node = node >> 1
             # duplicates in `node` write the same value twice, which is harmless
             self.nodes[node] = self.nodes[2 * node] + self.nodes[2 * node + 1]

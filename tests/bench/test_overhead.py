@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cures_verl.bench.overhead import OVERHEAD_MODES, REFERENCE, DenseReferenceSampler, OverheadConfig, run_overhead
 
@@ -29,3 +30,21 @@ def test_dense_reference_draws_distinct_prompts_and_allocates_the_budget_and_cou
     rewards = np.ones(ids.size)
     ref.observe(ids, rewards)
     assert ref.alpha.sum() == 500 + 400 and ref.beta.sum() == 500
+
+
+def test_a_baseline_revision_is_timed_in_the_same_loop_and_reported_before_after():
+    from cures_verl.bench.overhead import baseline_name
+    from cures_verl.bench.report import format_overhead
+
+    config = OverheadConfig(
+        sizes=(2_000,), batch_size=64, seconds=0.05, min_repeats=2, max_repeats=3, warmup=1, baseline_ref="HEAD"
+    )
+    try:
+        result = run_overhead(config)
+    except RuntimeError as error:  # not a git checkout
+        pytest.skip(str(error))
+    rows = {row["mode"]: row for row in result["rows"]}
+    assert set(rows) == {*OVERHEAD_MODES, *(baseline_name(m, "HEAD") for m in OVERHEAD_MODES), REFERENCE}
+    assert all(row["cpu_median_ms"] > 0 for row in rows.values())
+    text = format_overhead(result)
+    assert "before/after" in text and "recommended @HEAD" in text
