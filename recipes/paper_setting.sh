@@ -46,7 +46,9 @@ ppo_mini_batch_size=${PPO_MINI_BATCH_SIZE:-256}
 ppo_micro_batch_size_per_gpu=${PPO_MICRO_BATCH_SIZE_PER_GPU:-4}
 log_prob_micro_batch_size_per_gpu=${LOG_PROB_MICRO_BATCH_SIZE_PER_GPU:-8}
 # plain GRPO trains as many steps as CurES's paper schedule does: T x M = 150 (CurES adds its cold-start steps,
-# which do not train)
+# which do not train). GRPO_TOTAL_STEPS=equal: the steps that spend the paper schedule's rollouts instead, cold
+# starts included: floor(sum over subsets of (ceil(|subset| / m) x N' + M x n) x m / (m x n)), read from the
+# training file by scripts/equal_rollouts.py (225 for 15 subsets of 10k prompts: 15 x (10 x 4 + 10 x 8) / 8)
 grpo_total_steps=${GRPO_TOTAL_STEPS:-$((${NUM_ITERATIONS:-15} * ${STEPS_PER_ITERATION:-10}))}
 
 # ---- optimisation (released scripts: constant lr, KL loss 0.001 with low_var_kl, no KL in the reward)
@@ -90,6 +92,15 @@ if [ "$method" = cures ]; then
         trainer.total_epochs=1
     )
 elif [ "$method" = grpo ]; then
+    if [ "$grpo_total_steps" = equal ]; then
+        budget=$(python3 "$(dirname "$0")/../scripts/equal_rollouts.py" --train-file "$TRAIN_FILE" \
+            --batch-size "$train_batch_size" --rollout-n "$rollout_n" cures.preset=paper "${schedule_args[@]}" \
+            cures.schedule.split=field)
+        eval "$budget"
+        echo "GRPO_TOTAL_STEPS=equal: the paper schedule spends $cures_rollouts rollouts; GRPO matches it in" \
+            "$equal_steps steps" >&2
+        grpo_total_steps=$equal_steps
+    fi
     method_args=(cures.enable=false trainer.total_training_steps="$grpo_total_steps")
 else
     echo "METHOD must be cures or grpo, got $method" >&2

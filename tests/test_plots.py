@@ -31,30 +31,113 @@ def _is_png(path: Path) -> bool:
     return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
 
 
-def test_curriculum_figures_are_written(tmp_path):
+@pytest.fixture
+def figures(monkeypatch):
+    """Every figure the plot functions save, kept (with its artists) after the PNG is written."""
+    from cures_verl import plots
+
+    saved = []
+    save = plots._save
+
+    def keep(fig, out):
+        saved.append(fig)
+        return save(fig, out)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return saved
+
+
+def _train_columns(records):
+    """Predicted accuracy, rollouts, realised accuracy and iteration of every drawn prompt of the training steps."""
+    rows = [
+        (p, n, a, r["iteration"])
+        for r in records
+        if r["phase"] == "train"
+        for p, n, a in zip(r["predicted_accuracy"], r["rollouts"], r["realised_accuracy"], strict=True)
+    ]
+    return tuple(np.array(column, dtype=np.float64) for column in zip(*rows, strict=True))
+
+
+def test_the_violins_show_each_iterations_pool_after_its_cold_start(tmp_path, figures):
+    from matplotlib.collections import LineCollection
+
     records = load_step_records(LOGS / "cures_steps.jsonl")
-    for fn, name in (
-        (plot_accuracy_violins, "violins.png"),
-        (plot_rollouts_vs_accuracy, "alloc.png"),
-        (plot_calibration, "calibration.png"),
-    ):
-        assert _is_png(fn(records, tmp_path / name))
+    assert _is_png(plot_accuracy_violins(records, tmp_path / "violins.png"))
+    (ax,) = figures[0].axes
+    (means,) = [c for c in ax.collections if isinstance(c, LineCollection)]  # showmeans=True, no extrema
+    expected = {}
+    for it in sorted({r["iteration"] for r in records}):
+        mine = [r for r in records if r["iteration"] == it]
+        cold = [r for r in mine if r["phase"] == "cold_start"]
+        hist = np.array((cold[-1] if cold else mine[0])["pool_accuracy_histogram"], dtype=np.float64)
+        centres = (np.arange(hist.size) + 0.5) / hist.size
+        expected[it] = (centres * hist).sum() / hist.sum()
+    assert list(ax.get_xticks()) == list(expected)
+    # one body per iteration, its mean marked at the histogram's mean
+    assert len(ax.collections) == len(expected) + 1 and len(expected) > 1
+    segments = means.get_segments()
+    assert [float(seg[:, 0].mean()) for seg in segments] == pytest.approx(list(expected))
+    assert [float(seg[0, 1]) for seg in segments] == pytest.approx(list(expected.values()))
 
 
-def test_bucket_curves_weight_accuracy_by_rollouts(tmp_path):
+def test_the_allocation_figure_plots_every_drawn_prompt_and_the_mean_per_accuracy_bin(tmp_path, figures):
+    records = load_step_records(LOGS / "cures_steps.jsonl")
+    assert _is_png(plot_rollouts_vs_accuracy(records, tmp_path / "alloc.png", bins=10))
+    ax = figures[0].axes[0]
+    predicted, rollouts, _, _ = _train_columns(records)
+    (points,) = ax.collections
+    xy = points.get_offsets()
+    np.testing.assert_array_equal(xy[:, 0], predicted)
+    assert np.all(np.abs(xy[:, 1] - rollouts) <= 0.15)  # jittered by at most 0.15
+    (line,) = ax.lines
+    which = np.clip(np.digitize(predicted, np.linspace(0, 1, 11)) - 1, 0, 9)
+    means = [rollouts[which == b].mean() if (which == b).any() else np.nan for b in range(10)]
+    np.testing.assert_allclose(line.get_xdata(), (np.arange(10) + 0.5) / 10)
+    np.testing.assert_allclose(line.get_ydata(), means)
+    assert np.unique(means).size > 2
+
+
+def test_the_calibration_figure_plots_the_rollout_weighted_accuracy_per_bin(tmp_path, figures):
+    records = load_step_records(LOGS / "cures_steps.jsonl")
+    assert _is_png(plot_calibration(records, tmp_path / "calibration.png", bins=10))
+    ax = figures[0].axes[0]
+    predicted, rollouts, realised, _ = _train_columns(records)
+    which = np.clip(np.digitize(predicted, np.linspace(0, 1, 11)) - 1, 0, 9)
+    kept = [b for b in range(10) if ((which == b) & (rollouts > 0)).any()]
+    xs = [np.average(predicted[which == b], weights=rollouts[which == b]) for b in kept]
+    ys = [np.average(realised[which == b], weights=rollouts[which == b]) for b in kept]
+    diagonal, curve = ax.lines
+    np.testing.assert_array_equal(diagonal.get_xydata(), [[0, 0], [1, 1]])
+    np.testing.assert_allclose(curve.get_xydata(), np.column_stack([xs, ys]))
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), np.column_stack([xs, ys]))
+    assert len(kept) > 2
+
+
+def test_bucket_curves_weight_accuracy_by_rollouts(tmp_path, figures):
     records = load_step_records(LOGS / "cures_steps.jsonl")
     buckets = {int(k): v for k, v in json.loads((LOGS / "difficulty.json").read_text()).items()}
     png, windows = plot_accuracy_by_bucket(records, buckets, tmp_path / "buckets.png", window=4)
-    assert _is_png(png) and set(windows) <= {"1", "2", "3"}
-    # recompute one bucket's first window by hand
-    first_train = min(r["step"] for r in records if r["phase"] == "train")
-    num = den = 0.0
+    assert _is_png(png) and set(windows) == {"1", "2", "3"}
+    # every bucket's windows by hand: rollout-weighted accuracy over consecutive blocks of 4 steps from its first
+    points: dict[str, list[tuple[int, float, int]]] = {}
     for r in records:
-        if r["phase"] == "train" and r["step"] < first_train + 4:
+        if r["phase"] == "train":
             for pid, n, acc in zip(r["prompt_ids"], r["rollouts"], r["realised_accuracy"], strict=True):
-                if buckets[pid] == 1:
-                    num, den = num + acc * n, den + n
-    assert windows["1"][0] == pytest.approx(num / den)
+                if n:
+                    points.setdefault(str(buckets[pid]), []).append((r["step"], acc * n, n))
+    lines = {line.get_label(): line for line in figures[0].axes[0].lines}
+    assert set(lines) == set(windows) == set(points)
+    for key, rows in points.items():
+        first = min(step for step, _, _ in rows)
+        blocks = sorted({(step - first) // 4 for step, _, _ in rows})
+        expected = [
+            sum(c for s, c, _ in rows if (s - first) // 4 == b) / sum(n for s, _, n in rows if (s - first) // 4 == b)
+            for b in blocks
+        ]
+        assert blocks == list(range(len(blocks))) and len(blocks) > 1
+        assert windows[key] == pytest.approx(expected), key
+        np.testing.assert_allclose(lines[key].get_ydata(), expected)
+        np.testing.assert_allclose(lines[key].get_xdata(), first + (np.arange(len(blocks)) + 0.5) * 4)
 
 
 def test_steps_to_peak_matches_the_papers_definition():
@@ -66,12 +149,23 @@ def test_steps_to_peak_matches_the_papers_definition():
     assert never.method_step is None and never.ratio is None
 
 
-def test_accuracy_curves_from_verl_file_logs(tmp_path):
+def test_accuracy_curves_from_verl_file_logs(tmp_path, figures):
+    from cures_verl.plots import PeakComparison
+
     metric = "val-core/cures-math500/acc/mean@1"
     runs = {name: load_metric_log(LOGS / f"{name}.jsonl")[metric] for name in ("grpo", "cures")}
     png, comparisons = plot_accuracy_curves(runs, tmp_path / "curves.png", metric=metric, baseline="grpo")
     assert _is_png(png)
-    assert comparisons["cures"].ratio is not None and comparisons["cures"].ratio > 1
+    # the fixture: GRPO peaks at step 30 (its last validation); CurES first reaches that value at step 15
+    peak = float(runs["grpo"][1].max())
+    assert comparisons == {"cures": PeakComparison(peak=peak, baseline_step=30.0, method_step=15.0, ratio=2.0)}
+    ax = figures[0].axes[0]
+    grpo, cures, peak_line = ax.lines
+    for line, name in ((grpo, "grpo"), (cures, "cures")):
+        np.testing.assert_array_equal(line.get_xdata(), runs[name][0])
+        np.testing.assert_array_equal(line.get_ydata(), runs[name][1])
+    assert cures.get_label() == "cures (2.00x to the baseline's peak)" and grpo.get_label() == "grpo"
+    assert list(peak_line.get_ydata()) == [peak, peak]
 
 
 def test_malformed_records_are_reported_with_the_line(tmp_path):

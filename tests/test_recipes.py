@@ -123,19 +123,37 @@ def test_grpo_trains_the_paper_schedules_steps_or_the_users(tmp_path):
     assert config_from_overrides(overrides) is None  # cures.enable=false
 
 
-def test_compare_gives_recommended_its_own_schedule_even_with_schedule_variables_in_the_environment(tmp_path):
+def _fixture_data(tmp_path: Path, subsets: int = 15, per_subset: int = 100) -> Path:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     data = tmp_path / "data"
     data.mkdir()
-    n = 15 * 100
+    n = subsets * per_subset
     table = pa.table(
         {
             "prompt": [[{"role": "user", "content": f"q{i}"}] for i in range(n)],
-            "extra_info": [{"index": i, "subset": i // 100} for i in range(n)],
+            "extra_info": [{"index": i, "subset": i // per_subset} for i in range(n)],
         }
     )
     pq.write_table(table, data / "numina_math.parquet")
+    return data
+
+
+def test_grpo_at_equal_rollouts_spends_the_paper_schedules_rollouts(tmp_path):
+    data = _fixture_data(tmp_path, subsets=15, per_subset=100)
+    # m = 64: each subset has ceil(100 / 64) = 2 cold-start steps of 64 x 4 and 10 training steps of 64 x 8,
+    # i.e. 15 x (2 x 4 + 10 x 8) x 64 rollouts = 15 x 88 / 8 = 165 GRPO steps of 64 x 8
+    overrides = _launch(tmp_path, "grpo_1.5b.sh", DATA_DIR=str(data), TRAIN_BATCH_SIZE="64", GRPO_TOTAL_STEPS="equal")
+    assert _value(overrides, "trainer.total_training_steps") == "165"
+    fewer = _launch(
+        tmp_path, "grpo_1.5b.sh", DATA_DIR=str(data), TRAIN_BATCH_SIZE="64", GRPO_TOTAL_STEPS="equal",
+        STEPS_PER_ITERATION="5",
+    )  # fmt: skip  # 15 x (2 x 4 + 5 x 8) / 8 = 90
+    assert _value(fewer, "trainer.total_training_steps") == "90"
+
+
+def test_compare_gives_recommended_its_own_schedule_even_with_schedule_variables_in_the_environment(tmp_path):
+    data = _fixture_data(tmp_path)
     out = tmp_path / "out"
     done = _run(
         tmp_path,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 import time
 from typing import Any
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 import transfer_queue as tq
 from omegaconf import DictConfig, OmegaConf, open_dict
+from tensordict.tensorclass import NonTensorData, NonTensorStack
 from torchdata.stateful_dataloader import StatefulDataLoader
 from verl.utils import tensordict_utils as tu
 from verl.utils.dataset.rl_dataset import collate_fn
@@ -144,14 +146,96 @@ def _as_list(values: Any) -> list[Any]:
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
+def _column(batch: Any, key: str) -> list[Any]:
+    """``batch[key]`` as a list, through tensordict's public API (a private shortcut read the rows of a re-indexed
+    stack in their old order, which hid exactly the reordering the plan check exists to catch)."""
+    return _as_list(batch[key])
+
+
+def _rollout_counts_column(counts: list[int]) -> NonTensorStack:
+    """The ``__rollout_n__`` column as verl's ``assign_non_tensor_stack`` builds it (a NonTensorStack of one
+    NonTensorData per prompt, read by the agent loop as ``v[i].data``), with one NonTensorData per distinct count
+    shared by the rows that have it: building 1024 NonTensorData costs ~20 ms, the ~10 distinct counts ~0.2 ms."""
+    shared = {n: NonTensorData(n) for n in set(counts)}
+    return NonTensorStack(*[shared[n] for n in counts])
+
+
+def _row_sums(values: Any) -> np.ndarray:
+    """Per-row sums of a (B, T) tensor as float64, shape (B,): one pass over a jagged tensor's values (float32
+    sums in row order; equal to ``values.sum(dim=1)`` when each row holds one nonzero, verl's reward layout)."""
+    if not getattr(values, "is_nested", False) or values.dtype not in (torch.float32, torch.float64):
+        return np.asarray(values.sum(dim=1).tolist(), dtype=np.float64)
+    flat = values.values().detach().cpu().numpy()
+    offsets = values.offsets().cpu().numpy()
+    out = np.zeros(offsets.size - 1, dtype=np.float64)
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if nonempty.size:
+        out[nonempty] = np.add.reduceat(flat, offsets[nonempty])
+    return out
+
+
+def _scale_rows(values: Any, row_weights: np.ndarray) -> Any:
+    """A jagged (B, T) tensor with row r multiplied by ``row_weights[r]`` (float32, shape (B,); a new tensor).
+
+    The product is the one of ``values * repeat_interleave(weights, lengths).to(values.dtype)``, bit for bit, computed
+    one run of equal consecutive weights at a time (rows of a prompt are consecutive in verl's batches) instead of
+    building a per-token weight tensor; a dtype other than float32/64 uses that torch expression.
+    """
+    weights = torch.from_numpy(np.ascontiguousarray(row_weights, dtype=np.float32))
+    lengths = values.offsets().diff()
+    if values.dtype not in (torch.float32, torch.float64):
+        return torch.nested.nested_tensor_from_jagged(
+            values.values() * torch.repeat_interleave(weights, lengths).to(values.dtype), offsets=values.offsets()
+        )
+    flat = values.values().detach().cpu().numpy()
+    w = weights.to(values.dtype).numpy()
+    offsets = values.offsets().cpu().numpy()
+    out = np.empty_like(flat)
+    starts = np.flatnonzero(np.concatenate([[True], w[1:] != w[:-1]])) if w.size else np.empty(0, dtype=np.int64)
+    ends = np.append(starts[1:], w.size)
+    # [w0 w0 w1 w1 w1 w0] -> runs (0, 2, w0), (2, 5, w1), (5, 6, w0): one multiply per run over its tokens
+    for first, last, weight in zip(offsets[starts].tolist(), offsets[ends].tolist(), w[starts], strict=True):
+        np.multiply(flat[first:last], weight, out=out[first:last])
+    scaled = torch.from_numpy(out).to(values.values().device)
+    return torch.nested.nested_tensor_from_jagged(scaled, offsets=values.offsets())
+
+
 def _reward_extra_means(extra_fields: list[Any]) -> dict[str, float]:
     """Batch mean of every numeric key the reward function returned besides ``score`` (e.g. our math reward's
     ``pred_parsed``, ``gold_parsed``, ``timeout``); verl 0.9.1 keeps them per rollout in
-    ``extra_fields["reward_extra_info"]`` but logs none of them for training steps."""
+    ``extra_fields["reward_extra_info"]`` but logs none of them for training steps.
+
+    Column by column when every row has the same keys (what a reward function returns); row by row otherwise. Sums
+    are sequential in row order either way, so the means are the same bit for bit.
+    """
+    try:  # the usual layout: every row a dict with a reward_extra_info dict (C-level passes; else row by row)
+        infos = list(map(operator.itemgetter("reward_extra_info"), extra_fields))
+        first = infos[0].keys() if infos else None
+        uniform = first is not None and all(map(first.__eq__, map(dict.keys, infos)))
+    except (KeyError, TypeError, IndexError):
+        infos = [item.get("reward_extra_info", {}) if isinstance(item, dict) else {} for item in extra_fields]
+        uniform = False
+    if uniform:
+        means: dict[str, tuple[tuple[int, int], float]] = {}  # name -> ((first numeric row, key position), mean)
+        for name in infos[0]:
+            if name == "score":
+                continue
+            column = list(map(operator.itemgetter(name), infos))
+            if set(map(type, column)) <= {int, float}:
+                numeric = None  # every row
+                values = np.array(column, dtype=np.float64)
+            else:
+                numeric = [r for r, v in enumerate(column) if isinstance(v, int | float) and not isinstance(v, bool)]
+                values = np.array([float(column[r]) for r in numeric], dtype=np.float64)
+            if values.size:
+                row = 0 if numeric is None else numeric[0]
+                total = np.add.accumulate(values)[-1]  # sequential, in row order, as the loop below adds
+                means[name] = ((row, list(infos[row]).index(name)), float(total) / values.size)
+        # keys in the order the row-by-row loop meets them: by first numeric row, then within that row
+        return {name: mean for name, (_, mean) in sorted(means.items(), key=lambda item: item[1][0])}
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
-    for item in extra_fields:
-        info = item.get("reward_extra_info", {}) if isinstance(item, dict) else {}
+    for info in infos:
         for name, value in info.items():
             if name != "score" and isinstance(value, int | float) and not isinstance(value, bool):
                 sums[name] = sums.get(name, 0.0) + float(value)
@@ -169,6 +253,7 @@ class CuresTrainer(ProgressTrainer):
         self.curriculum: CurriculumSampler | None = None
         self.batch_sampler: CuresBatchSampler | None = None
         self._prompt_of_uid: dict[str, int] = {}
+        self._prompts_of_keys_cache: tuple[list[str], np.ndarray] | None = None
         self._step_plan: StepPlan | None = None
         self._dump_path: str | None = None
         self._replicas_kept_awake = False
@@ -321,14 +406,16 @@ class CuresTrainer(ProgressTrainer):
         plan = self.batch_sampler.current_plan
         if plan is None:
             raise RuntimeError("the CurES batch sampler yielded no plan; was the train dataloader replaced?")
-        got = np.asarray(_as_list(batch["index"]), dtype=np.int64)
+        got = np.asarray(_column(batch, "index"), dtype=np.int64)
         expected = self.batch_sampler.index.stable_ids[plan.prompt_indices]
         if not np.array_equal(got, expected):
             raise RuntimeError("the fetched batch does not hold the planned prompts (verl changed its data path?)")
-        # V1 agent loop: n = prompt.pop("__rollout_n__", rollout.n) (verl 0.9.1 agent_loop_tq.py:114)
-        tu.assign_non_tensor_stack(batch, "__rollout_n__", [int(n) for n in plan.rollouts])
-        uids = _as_list(batch["uid"])
-        self._prompt_of_uid = {str(uid): int(p) for uid, p in zip(uids, plan.prompt_indices, strict=True)}
+        # V1 agent loop: n = prompt.pop("__rollout_n__", rollout.n) (verl 0.9.1 agent_loop_tq.py:114), what
+        # tu.assign_non_tensor_stack(batch, "__rollout_n__", counts) would store, built faster
+        batch["__rollout_n__"] = _rollout_counts_column(plan.rollouts.tolist())
+        uids = _column(batch, "uid")
+        self._prompt_of_uid = {str(uid): int(p) for uid, p in zip(uids, plan.prompt_indices.tolist(), strict=True)}
+        self._prompts_of_keys_cache = None
         self._step_plan = plan
         return batch
 
@@ -346,8 +433,15 @@ class CuresTrainer(ProgressTrainer):
         return [key for key, tag in zip(batch.keys, batch.tags, strict=True) if not tag.get("is_padding", False)]
 
     def _prompts_of_keys(self, keys: list[str]) -> np.ndarray:
-        # TransferQueue keys are "{uid}_{session}_{index}" (verl 0.9.1 agent_loop_tq.py: _agent_loop_postprocess)
-        return np.array([self._prompt_of_uid[key.rsplit("_", 2)[0]] for key in keys], dtype=np.int64)
+        # TransferQueue keys are "{uid}_{session}_{index}" (verl 0.9.1 agent_loop_tq.py: _agent_loop_postprocess);
+        # one pass per step: _compute_advantage and _observe map the same keys
+        cached = getattr(self, "_prompts_of_keys_cache", None)
+        if cached is not None and cached[0] == keys:
+            return cached[1]
+        of_uid = self._prompt_of_uid
+        prompts = np.fromiter((of_uid[key.rsplit("_", 2)[0]] for key in keys), dtype=np.int64, count=len(keys))
+        self._prompts_of_keys_cache = (list(keys), prompts)
+        return prompts
 
     def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
         if self._skips_model_passes():
@@ -373,25 +467,17 @@ class CuresTrainer(ProgressTrainer):
         keys = self._real_keys(batch)
         if not keys:
             return batch
-        weight_of_prompt = dict(
-            zip(
-                plan.prompt_indices.tolist(),
-                # Eq. 16 with the step's actual mean n: the factors average 1 over the step's rollouts
-                advantage_weights(plan.rollouts).tolist(),
-                strict=True,
-            )
-        )
-        weights = torch.tensor([weight_of_prompt[p] for p in self._prompts_of_keys(keys).tolist()])
+        # Eq. 16 with the step's actual mean n: the factors average 1 over the step's rollouts
+        prompt_weights = advantage_weights(plan.rollouts)
+        # each row's prompt -> its position in the plan (prompt ids are distinct) -> its weight
+        order = np.argsort(plan.prompt_indices)
+        position = order[np.searchsorted(plan.prompt_indices[order], self._prompts_of_keys(keys))]
+        row_weights = prompt_weights[position].astype(np.float32)  # rounded as torch.tensor(list of floats) rounds
         data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["advantages"])
-        advantages = data["advantages"]
-        # jagged rows [a_0 | a_1 ...] -> scale row r by w_r: repeat each weight over its row's tokens
-        lengths = advantages.offsets().diff()
-        scaled = torch.nested.nested_tensor_from_jagged(
-            advantages.values() * torch.repeat_interleave(weights, lengths).to(advantages.dtype),
-            offsets=advantages.offsets(),
-        )
+        # jagged rows [a_0 | a_1 ...] -> row r scaled by w_r, in one pass over the tokens
+        scaled = _scale_rows(data["advantages"], row_weights)
         tq.kv_batch_put(keys=keys, partition_id=batch.partition_id, fields=tu.get_tensordict({"advantages": scaled}))
-        metrics[cures_metrics.key("alloc/advantage_weight_max")] = float(weights.max())
+        metrics[cures_metrics.key("alloc/advantage_weight_max")] = float(row_weights.max())
         return batch
 
     def _skips_update(self) -> bool:
@@ -463,7 +549,7 @@ class CuresTrainer(ProgressTrainer):
         fields = ["rm_scores", "extra_fields"]
         data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields)
         # rm_scores holds the reward on the response's last token (pre-KL): the sum is the rollout's reward
-        rewards = np.asarray(data["rm_scores"].sum(dim=1).tolist(), dtype=np.float64)
+        rewards = _row_sums(data["rm_scores"])
         reward_means = _reward_extra_means(_as_list(data["extra_fields"]))
         prompts = self._prompts_of_keys(keys)
         realised = np.bincount(np.searchsorted(np.sort(plan.prompt_indices), prompts), minlength=plan.rollouts.size)
@@ -485,6 +571,8 @@ class CuresTrainer(ProgressTrainer):
         pool = self.curriculum.schedule.subset(self.curriculum.schedule.phase(plan.step).subset)
         hist, _ = np.histogram(self.curriculum.tracker.posterior_mean(pool), bins=20, range=(0.0, 1.0))
         correct = np.bincount(prompts, weights=rewards, minlength=self.curriculum.num_prompts)[plan.prompt_indices]
+        # over the rollouts each prompt got, which differ from the plan if verl ignored __rollout_n__
+        seen = np.bincount(prompts, minlength=self.curriculum.num_prompts)[plan.prompt_indices]
         record = {
             "time": time.time(),
             "global_step": int(self.global_steps),
@@ -494,7 +582,7 @@ class CuresTrainer(ProgressTrainer):
             "prompt_ids": self.batch_sampler.index.stable_ids[plan.prompt_indices].tolist(),
             "rollouts": plan.rollouts.tolist(),
             "predicted_accuracy": np.round(plan.predicted_accuracy, 6).tolist(),
-            "realised_accuracy": np.round(correct / np.maximum(plan.rollouts, 1), 6).tolist(),
+            "realised_accuracy": np.round(correct / np.maximum(seen, 1), 6).tolist(),
             "pool_accuracy_histogram": hist.tolist(),
             "metrics": {k: v for k, v in out.items() if np.isfinite(v)},
         }

@@ -87,26 +87,34 @@ def test_merge_overrides_is_nested_and_leaves_its_inputs_alone():
     assert base["sampler"]["temperature"] == 0.03
 
 
-def test_the_config_presets_recommended_entry_matches_the_benchmarks_once_it_is_filled_in():
-    if not PRESETS["recommended"]:
-        pytest.skip("cures_verl.config.PRESETS['recommended'] is not filled in yet (docs/beyond_the_paper.md)")
+def test_the_config_presets_recommended_entry_matches_the_benchmarks():
     assert _flat(PRESETS["recommended"]) == _flat(RECOMMENDED_OVERRIDES), (
         "PRESETS['recommended'] and cures_verl.bench.recommended.RECOMMENDED_OVERRIDES differ; keep them equal"
     )
+    assert _flat(RECOMMENDED_OVERRIDES) != _flat({})
 
 
-def test_the_recommended_sampler_trains_from_the_first_step_and_spends_the_whole_budget():
+def test_the_recommended_sampler_trains_from_the_first_step_spends_the_whole_budget_and_forgets():
     config = preset_config("paper", RECOMMENDED_OVERRIDES)
     sampler = CurriculumSampler(200, batch_size=8, rollouts_per_prompt=8, config=config)
     rng = np.random.default_rng(0)
     truth = rng.uniform(size=200)
-    for _ in range(20):
+    observed = 0.0  # the posterior's observed counts, decayed by each step's reported rate
+    rates = []
+    for step in range(20):
         plan = sampler.plan_step()
         assert plan.is_training and plan.phase == "train" and plan.total_rollouts == 64
         assert np.unique(plan.prompt_indices).size == 8 and plan.rollouts.min() >= 2
         ids = np.repeat(plan.prompt_indices, plan.rollouts)
-        metrics = sampler.observe(ids, (rng.random(ids.size) < truth[ids]).astype(float))
-        assert 0.0 <= metrics.get("posterior/forgetting", 0.0) <= 0.1
+        p = truth if step < 10 else 1.0 - truth  # the policy moves after step 10
+        metrics = sampler.observe(ids, (rng.random(ids.size) < p[ids]).astype(float))
+        rate = metrics["posterior/forgetting"]  # reported on every training step
+        assert 0.0 <= rate <= 0.1
+        rates.append(rate)
+        observed = (observed + ids.size) * (1.0 - rate)
+        assert sampler.tracker.num_observed().sum() == pytest.approx(observed)  # the counts shrank by that rate
+    assert max(rates[:10]) > 0  # adaptive: it forgets a little while the policy is still ...
+    assert rates[-1] == 0.1  # ... and up to the cap once the predictions keep failing
 
 
 def test_recommended_strategy_is_registered_with_these_overrides():

@@ -248,6 +248,38 @@ def test_gradient_norm_allocation_needs_statistics_and_uses_eq21():
         assert plan.rollouts[big].min() > plan.rollouts[~big].max()
 
 
+def test_gradient_norm_statistics_survive_a_checkpoint():
+    import pickle
+
+    overrides = {
+        "schedule": {"mode": "continuous", "cold_start_rollouts": 0},
+        "allocation": {"grad_std": "gradient_norms"},
+    }
+    rng = np.random.default_rng(3)
+    before = _sampler(**overrides)
+    even = np.arange(0, 200, 2)  # the even prompts without the gap term (stored as NaN), the odd ones with it
+    before.set_gradient_norm_stats(even, rng.uniform(1, 100, even.size), rng.uniform(1, 100, even.size))
+    before.set_gradient_norm_stats(
+        np.arange(1, 200, 2), rng.uniform(1, 100, 100), rng.uniform(1, 100, 100), np.ones(100)
+    )
+    state = pickle.loads(pickle.dumps(before.state_dict()))  # verl torch.save()s it with the dataloader
+    saved = before._grad_stats.copy()
+    reference = _steps_with_metrics(before, 0, 5, TRUTH)
+    assert all(np.unique(plan.rollouts).size > 2 for plan, _ in reference)  # the statistics shape every allocation
+    resumed = _sampler(**overrides)
+    resumed.load_state_dict(state)
+    np.testing.assert_array_equal(resumed._grad_stats, saved)  # NaN where unknown, on both sides
+    for (plan, _), (want, _) in zip(_steps_with_metrics(resumed, 0, 5, TRUTH), reference, strict=True):
+        np.testing.assert_array_equal(plan.rollouts, want.rollouts)
+        np.testing.assert_array_equal(plan.prompt_indices, want.prompt_indices)
+    # a sampler that lost them cannot allocate
+    lost = dict(state, grad_stats=None)
+    blank = _sampler(**overrides)
+    blank.load_state_dict(lost)
+    with pytest.raises(ValueError, match="no gradient-norm statistics"):
+        blank.plan_step()
+
+
 def test_forgetting_decays_counts_toward_the_prior():
     sampler = _sampler(schedule={"mode": "continuous", "cold_start_rollouts": 0}, posterior={"forgetting": 0.5})
     plan = sampler.plan_step()

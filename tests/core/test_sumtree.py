@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cures_verl.core.sumtree import SumTree
@@ -13,6 +13,7 @@ weights_st = st.lists(st.floats(min_value=0, max_value=1e3, allow_nan=False), mi
 
 
 @given(weights_st, st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=20))
+@example([1.0, 0.0, 1.0], [0.5, 1.0])  # a target on a boundary before a zero weight, and one at the very end
 def test_find_matches_searchsorted_on_the_cumulative_sum(weights, fractions):
     w = np.array(weights)
     if w.sum() == 0:
@@ -28,7 +29,10 @@ def test_find_matches_searchsorted_on_the_cumulative_sum(weights, fractions):
     boundary = np.abs(cum[np.minimum(expected, w.size - 1)] - targets) <= 1e-9 * tree.total + 1e-300
     ok = (got == expected) | boundary
     assert ok.all()
-    assert (w[got] > 0).all() or np.isclose(targets, tree.total).any()
+    # a draw lands on a positive weight, target by target; only a target within rounding of the total may reach
+    # past the last positive leaf (the documented edge case draw_distinct checks for)
+    at_the_end = targets >= tree.total * (1 - 1e-9)
+    assert ((w[got] > 0) | at_the_end).all(), (w[got], targets, tree.total)
 
 
 @given(weights_st, st.data())

@@ -314,3 +314,117 @@ def test_index_offset_gives_files_trained_together_disjoint_ids() -> None:
     assert validate_prepared_rows(first.rows + second.rows) == []
     with pytest.raises(ValueError, match="index_offset=-1 is invalid"):
         _options("b", "deepscaler", index_offset=-1)
+
+
+# ------------------------------------------------------------------------------------ bad cells, field by field
+
+
+def _refusals(inputs: list[SourceInput], options: PrepareOptions) -> tuple[dict[int, tuple[str, str]], str]:
+    """``{row: (field, reason)}`` of every bad row, and the error message that names them."""
+    with pytest.raises(DataValidationError) as info:
+        prepare_rows(inputs, options)
+    return {bad.row: (bad.field, bad.reason) for bad in info.value.bad_rows}, str(info.value)
+
+
+def test_json_lines_that_are_not_objects_are_bad_rows_named_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    lines = ['{"problem": "1+1?", "answer": "2"}', "[1, 2]", '"just text"', "", "42", "null", '{"problem": "p"']
+    path.write_text("\n".join([*lines, '{"problem": "2+2?", "answer": "4"}']) + "\n")
+    records, bad, rows = read_records(path)
+    assert rows == [0, 7] and [r["answer"] for r in records] == ["2", "4"]  # the blank line 3 keeps its number
+    assert [(b.row, b.field) for b in bad] == [
+        (1, "<json>"),
+        (2, "<json>"),
+        (4, "<json>"),
+        (5, "<json>"),
+        (6, "<json>"),
+    ]
+    assert all(b.reason == "each line must be a JSON object" for b in bad[:4]) and "invalid JSON" in bad[4].reason
+    source = SourceInput(name=str(path), records=records, row_numbers=rows, read_errors=bad)
+    refused, message = _refusals([source], _options("x", "deepscaler"))
+    assert sorted(refused) == [1, 2, 4, 5, 6]
+    assert f"{path} row 2 (0-based): field '<json>': each line must be a JSON object (value: 'just text')" in message
+    array = tmp_path / "mixed.json"
+    array.write_text(json.dumps([{"problem": "p", "answer": "1"}, ["p", "1"]]))
+    _, bad, _ = read_records(array)
+    assert [(b.row, b.field, b.reason) for b in bad] == [(1, "<json>", "each array element must be a JSON object")]
+
+
+def test_nan_and_null_cells_from_parquet_are_missing_values_named_by_field_and_row(tmp_path: Path) -> None:
+    nan = float("nan")
+    table = pa.table(
+        {
+            "id": ["a", "b", "c", None, "e", "f"],
+            "problem": ["1+1?", "2+2?", "3+3?", "4+4?", None, "6+6?"],
+            "answer": ["2", "4", "6", "8", "10", None],
+            "pass_rate": [0.5, nan, None, 0.5, 0.5, 0.5],
+        }
+    )
+    pq.write_table(table, tmp_path / "cells.parquet")
+    # a column pandas wrote as all-NaN floats (every answer missing)
+    pq.write_table(pa.table({"problem": ["1+1?"], "answer": pa.array([nan], pa.float64())}), tmp_path / "nan.parquet")
+    options = _options("x", "deepscaler", id_column="id", pass_rate_column="pass_rate")
+    records, _, rows = read_records(tmp_path / "cells.parquet")
+    assert isinstance(records[1]["pass_rate"], float) and records[1]["pass_rate"] != records[1]["pass_rate"]  # NaN
+    refused, message = _refusals([SourceInput(name="cells", records=records, row_numbers=rows)], options)
+    assert refused == {
+        1: ("pass_rate", "pass rate is missing"),
+        2: ("pass_rate", "pass rate is missing"),
+        3: ("id", "id is missing"),
+        4: ("problem", "is missing (null)"),
+        5: ("answer", "missing answer: no non-empty answer column and no solution column"),
+    }
+    assert "cells row 1 (0-based): field 'pass_rate': pass rate is missing" in message
+    records, _, rows = read_records(tmp_path / "nan.parquet")
+    refused, _ = _refusals([SourceInput(name="nan", records=records, row_numbers=rows)], _options("x", "deepscaler"))
+    assert refused == {0: ("answer", "missing answer: no non-empty answer column and no solution column")}
+
+
+_ANY_CELL = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.lists(st.integers(0, 1), max_size=2),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=_ANY_CELL, present=st.booleans())
+def test_a_pass_rate_is_kept_only_as_a_number_in_zero_one(value: Any, present: bool) -> None:
+    record = {"problem": "1+1?", "answer": "2", **({"pass_rate": value} if present else {})}
+    source = [SourceInput(name="s", records=[record])]
+    options = _options("x", "deepscaler", pass_rate_column="pass_rate")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if present and number and 0.0 <= value <= 1.0:  # NaN fails the comparison
+        assert prepare_rows(source, options).rows[0]["extra_info"]["pass_rate"] == float(value)
+        return
+    ((field, reason),) = _refusals(source, options)[0].values()
+    assert field == "pass_rate"
+    if not present or value is None or (number and value != value):
+        assert reason == "pass rate is missing"
+    elif not number:
+        assert reason == f"pass rate must be a number in [0, 1], got {type(value).__name__}"
+    else:
+        assert reason == "pass rate must be in [0, 1]"
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=_ANY_CELL, present=st.booleans())
+def test_an_id_is_kept_only_as_a_non_empty_string_or_an_integer(value: Any, present: bool) -> None:
+    record = {"problem": "1+1?", "answer": "2", **({"id": value} if present else {})}
+    source = [SourceInput(name="s", records=[record])]
+    options = _options("x", "deepscaler", id_column="id")
+    usable = isinstance(value, str | int) and not isinstance(value, bool)
+    if present and usable and str(value).strip():
+        assert prepare_rows(source, options).rows[0]["extra_info"]["source_id"] == str(value).strip()
+        return
+    ((field, reason),) = _refusals(source, options)[0].values()
+    assert field == "id"
+    if not present or value is None or (isinstance(value, float) and value != value):
+        assert reason == "id is missing"
+    elif not usable:
+        assert reason == f"id must be a string or an integer, got {type(value).__name__}"
+    else:
+        assert reason == "id is empty"

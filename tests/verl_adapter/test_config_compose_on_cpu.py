@@ -162,6 +162,12 @@ def test_wandb_without_credentials_is_refused_before_any_worker_starts(tmp_path)
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
+        (["trainer.use_v1=false"], r"trainer\.use_v1=false: CurES runs on verl's V1 trainer"),
+        (["trainer.v1.trainer_mode=colocate_async"], r"trainer\.v1\.trainer_mode=colocate_async: .*trainer_mode=sync"),
+        (["+trainer.v1.sync.parameter_sync_step=2"], r"trainer\.v1\.sync\.parameter_sync_step must be 1"),
+        (["algorithm.filter_groups.enable=true"], r"algorithm\.filter_groups\.enable=true: DAPO's group filtering"),
+        (["+data.gen_batch_size=2048"], r"data\.gen_batch_size=2048: .*leave data\.gen_batch_size unset"),
+        (["trainer.v1.sampler.sync_refill_failed_groups=true"], r"sync_refill_failed_groups=true is not supported"),
         (["model_engine=megatron"], r"actor_rollout_ref.actor.strategy=megatron .*not supported"),
         (
             ["cures.allocation.grad_std=gradient_norms"],
@@ -174,8 +180,26 @@ def test_the_adapter_refuses_settings_it_cannot_honour_before_any_worker_starts(
     from cures_verl.verl_adapter.trainer import check_trainer_config
 
     cfg = _compose(["algorithm.adv_estimator=grpo", *overrides])
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as refused:
         check_trainer_config(cfg, cures_config_from(cfg))
+    assert str(refused.value).count("\n  - ") == 1  # that key alone is named
+
+
+def test_every_refused_setting_is_named_at_once_and_the_allowed_neighbours_pass():
+    from cures_verl.verl_adapter.trainer import check_trainer_config
+
     # with GAE (no groups) a single rollout per prompt is fine
     gae = _compose(["algorithm.adv_estimator=gae", "cures.allocation.min_per_prompt=1"])
     check_trainer_config(gae, cures_config_from(gae))
+    # several problems are named in one error (the separate-async trainer also defaults to parameter_sync_step=4)
+    cfg = _compose(["trainer.v1.trainer_mode=separate_async", "trainer.use_v1=false"])
+    with pytest.raises(ValueError) as refused:
+        check_trainer_config(cfg, cures_config_from(cfg))
+    problems = str(refused.value).split("\n  - ")[1:]
+    assert [p.split(":")[0].split(" ")[0] for p in problems] == [
+        "trainer.use_v1=false",
+        "trainer.v1.trainer_mode=separate_async",
+        "trainer.v1.separate_async.parameter_sync_step",
+    ]
+    same = _compose(["+data.gen_batch_size=1024", "data.train_batch_size=1024"])  # one step per fetch, as unset
+    check_trainer_config(same, cures_config_from(same))

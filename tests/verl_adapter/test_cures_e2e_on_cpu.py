@@ -7,7 +7,10 @@ subprocess with a hard timeout (misconfigured Ray resources hang instead of fail
    (counted from verl's own rollout dumps), the step total equals the budget, and the saved posterior counts
    equal the rewards verl observed;
 2. resume: a run resumed from its step-3 checkpoint plans the same next batch as the uninterrupted run;
-3. ``cures.enable=false`` gives the same first step as verl's own ``main_ppo`` logic on the same seed.
+3. ``cures.enable=false`` through ``cures_verl.main`` gives the same first step as verl's own TaskRunner launched by
+   CPU mode's launcher (``cures_verl.verl_adapter.cpu.launch``, which runs ``main_ppo``'s steps) on the same seed.
+   Both runs go through CPU mode's launch path (its environment, plugin and workarounds), not through
+   ``python -m verl.trainer.main_ppo``.
 """
 
 from __future__ import annotations
@@ -187,7 +190,7 @@ def test_a_resumed_run_plans_the_same_next_batch(full_run, assets, tmp_path):
 
 
 @pytest.mark.slow
-def test_cures_disabled_reproduces_verls_main_ppo(assets, tmp_path):
+def test_cures_disabled_matches_verls_own_task_runner_under_the_cpu_launcher(assets, tmp_path):
     # full_determinism: the hf rollout seeds every request from (seed, weights version, prompt, occurrence), so the
     # rollouts do not depend on request timing and two runs can be compared metric for metric
     common = [

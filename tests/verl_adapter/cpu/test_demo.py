@@ -109,25 +109,39 @@ def test_all_problems_enumerates_each_tier_exactly():
 
 @settings(max_examples=30, deadline=None)
 @given(
-    num_train=st.integers(1, 120),
-    num_val=st.integers(0, 40),
-    weights=st.tuples(st.floats(0.0, 1.0), st.floats(0.01, 1.0), st.floats(0.0, 1.0)),
+    num_train=st.integers(1, 80),
+    num_val=st.integers(0, 16),
+    others=st.tuples(st.floats(0.01, 1.0), st.floats(0.0, 1.0)),
+    tier_1_fraction=st.floats(0.0, 1.0),
     seed=st.integers(0, 2**16),
 )
-def test_problem_splits_are_disjoint_sized_and_follow_the_tier_mix(num_train, num_val, weights, seed):
+def test_problem_splits_are_disjoint_sized_and_follow_the_tier_mix(num_train, num_val, others, tier_1_fraction, seed):
+    # feasible by construction: tier 1 (10 problems) gets a share s with s x (num_train + num_val) + 2 <= 10 (each
+    # split rounds up by at most one), tier 2 (100) at most 96 + 2, tier 3 (1000) anything
+    share = tier_1_fraction * min(0.9, 8 / (num_train + num_val))
+    weights = (share / (1 - share) * sum(others), *others)
     tier_weights = dict(zip((1, 2, 3), weights, strict=True))
-    try:
-        train, val = sample_problem_splits(num_train, num_val, tier_weights=tier_weights, seed=seed)
-    except ValueError as error:  # only allowed when a tier cannot supply enough distinct problems
-        assert "distinct problems" in str(error)
-        return
+    train, val = sample_problem_splits(num_train, num_val, tier_weights=tier_weights, seed=seed)
     assert len(train) == num_train and len(val) == num_val
-    assert len(set(train)) == num_train and set(train).isdisjoint(val)
+    assert len(set(train)) == num_train and len(set(val)) == num_val and set(train).isdisjoint(val)
     total = sum(weights)
-    for tier, weight in tier_weights.items():
-        share = sum(problem.difficulty == tier for problem in train)
-        assert abs(share - weight / total * num_train) < 1.0 + 1e-9  # largest remainder: within one
+    for split, size in ((train, num_train), (val, num_val)):
+        for tier, weight in tier_weights.items():
+            count = sum(problem.difficulty == tier for problem in split)
+            assert abs(count - weight / total * size) < 1.0 + 1e-9  # largest remainder: within one
     assert sample_problem_splits(num_train, num_val, tier_weights=tier_weights, seed=seed) == (train, val)
+
+
+@settings(max_examples=20, deadline=None)
+@given(num_train=st.integers(1, 30), num_val=st.integers(0, 10))
+def test_a_split_needing_more_problems_than_a_tier_has_is_refused(num_train, num_val):
+    needed = num_train + num_val
+    if needed <= 10:
+        train, val = sample_problem_splits(num_train, num_val, tier_weights={1: 1.0})
+        assert set(train) | set(val) <= set(all_problems(1)) and len(set(train) | set(val)) == needed
+    else:
+        with pytest.raises(ValueError, match=f"tier 1 has 10 distinct problems but the splits need {needed};"):
+            sample_problem_splits(num_train, num_val, tier_weights={1: 1.0})
 
 
 def test_problem_splits_reject_infeasible_requests():

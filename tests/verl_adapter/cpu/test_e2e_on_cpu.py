@@ -8,6 +8,7 @@ rollout dumps. Measured on a 2-core machine: about 60-90 s wall.
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -62,12 +63,19 @@ def test_v1_grpo_runs_two_steps_on_cpu_with_per_prompt_rollout_counts(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-6000:]
 
+    updated = []
     for step in (1, 2):
         metrics = step_metrics(done.stdout, step)
         assert float(metrics["training/global_step"]) == step
-        assert float(metrics["actor/grad_norm"]) >= 0.0
+        # the actor update ran on this step's advantages: no KL loss, no entropy bonus (the demo's settings), so the
+        # gradient is finite and non-zero exactly when some rollout got a non-zero advantage
+        grad_norm = float(metrics["actor/grad_norm"])
+        advantage = max(abs(float(metrics["critic/advantages/max"])), abs(float(metrics["critic/advantages/min"])))
+        assert math.isfinite(grad_norm) and (grad_norm > 0) == (advantage > 0), (grad_norm, advantage)
+        updated.append(grad_norm > 0)
         # the hf rollout generated with the trainer's weights: rollout and actor log-probs agree
         assert float(metrics["training/rollout_actor_probs_pearson_corr"]) > 0.9
+    assert any(updated), "no step updated the actor"
 
     # step 1 takes the first TRAIN_BATCH_SIZE prompts (data.shuffle=false); each gets its own __rollout_n__
     import pandas as pd

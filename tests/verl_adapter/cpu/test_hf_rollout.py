@@ -153,24 +153,49 @@ def test_optional_request_fields_verl_sends_empty_are_accepted(server, demo_toke
     assert output.token_ids
 
 
-def test_weight_update_blocks_generation_until_finished_and_sets_version(server, demo_tokenizer):
+class _RecordingLock(asyncio.Lock):
+    """The server's model lock, counting acquire attempts (a generation batch parks here during a weight update)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    async def acquire(self) -> bool:
+        self.attempts += 1
+        return await super().acquire()
+
+
+def test_weight_update_blocks_generation_until_finished_and_sets_version(server, demo_tokenizer, monkeypatch):
     new_weights = list(build_model(demo_tokenizer, seed=5).state_dict().items())
+    versions = []  # the weights version each engine batch ran under
+    generate = server.engine.generate
+
+    def recording(batch, settings, **kwargs):
+        versions.append(server.global_steps)
+        return generate(batch, settings, **kwargs)
+
+    monkeypatch.setattr(server.engine, "generate", recording)
 
     async def scenario():
+        lock = server._model_lock = _RecordingLock()
         await server.begin_weight_update()
         pending = asyncio.ensure_future(
             server.generate("r", prompt_ids=prompts(demo_tokenizer, 1)[0], sampling_params=SAMPLE)
         )
-        await asyncio.sleep(0.1)
-        blocked = not pending.done()
+        # wait for an event, not for time: the request's batch reaching the lock the update holds
+        for _ in range(10_000):
+            if lock.attempts >= 2 or pending.done():
+                break
+            await asyncio.sleep(0.001)
+        parked = lock.attempts == 2 and not pending.done() and versions == []
         await server.load_weights(new_weights)
         await server.finish_weight_update(global_steps=3)
         output = await pending
-        return blocked, output
+        return parked, output
 
-    blocked, output = asyncio.run(scenario())
-    assert blocked
-    assert output.extra_fields["global_steps"] == 3
+    parked, output = asyncio.run(scenario())
+    assert parked, "the generation did not wait on the weight update"
+    assert versions == [3] and output.extra_fields["global_steps"] == 3  # generated once, with the new weights
     assert all(torch.equal(server.engine.model.state_dict()[name], tensor) for name, tensor in new_weights)
 
 
