@@ -127,14 +127,20 @@ def _one_step(trainer: CuresTrainer, rows: Any, store: _Store, args: argparse.Na
     stable = trainer.batch_sampler.index.stable_ids[plan.prompt_indices]
     batch = tu.get_tensordict({"index": stable.tolist(), "uid": uids})  # verl's collated batch (not timed)
     # the part of _fetch_one_gen_batch after verl's own fetch
-    original = PPOTrainerSync._fetch_one_gen_batch
+    # PPOTrainerSync inherits the method from PPOTrainer: restore by deleting the override, not by assigning the
+    # inherited function to the subclass (which would shadow later patches of PPOTrainer)
+    had_own = "_fetch_one_gen_batch" in vars(PPOTrainerSync)
+    original = vars(PPOTrainerSync).get("_fetch_one_gen_batch")
     PPOTrainerSync._fetch_one_gen_batch = lambda self: batch  # type: ignore[method-assign]
     try:
         fetch_started, fetch_started_cpu = time.perf_counter(), time.process_time()
         trainer._fetch_one_gen_batch()
         planned, planned_cpu = time.perf_counter(), time.process_time()
     finally:
-        PPOTrainerSync._fetch_one_gen_batch = original  # type: ignore[method-assign]
+        if had_own:
+            PPOTrainerSync._fetch_one_gen_batch = original  # type: ignore[method-assign]
+        else:
+            del PPOTrainerSync._fetch_one_gen_batch
     plan_seconds = (sampled - started) + (planned - fetch_started)
 
     # what verl's rollout produces: one key "{uid}_{session}_{index}" per response, each rollout its own session
@@ -180,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     implementations = {"": _current()}
     if args.baseline_ref is not None:
         implementations[f" @{args.baseline_ref}"] = _baseline(args.baseline_ref)
-    original_advantage = PPOTrainerSync._compute_advantage
+    own_advantage = vars(PPOTrainerSync).get("_compute_advantage")  # None: inherited from PPOTrainer
     original_tq = {suffix: impl.trainer_module.tq for suffix, impl in implementations.items()}
     store = _Store()
     PPOTrainerSync._compute_advantage = lambda self, batch, metrics: batch  # type: ignore[method-assign]
@@ -211,7 +217,10 @@ def main(argv: list[str] | None = None) -> int:
                 cpu_totals[preset + suffix] = 1e3 * statistics.median(t[3] for t in times)
                 print(f"  {preset + suffix:<20} {plan:>9.1f} {advantage:>13.1f} {observe:>11.1f} {total:>9.1f}")
     finally:
-        PPOTrainerSync._compute_advantage = original_advantage  # type: ignore[method-assign]
+        if own_advantage is not None:
+            PPOTrainerSync._compute_advantage = own_advantage  # type: ignore[method-assign]
+        else:  # delete the override; assigning the inherited function would shadow later patches of PPOTrainer
+            del PPOTrainerSync._compute_advantage
         for suffix, impl in implementations.items():
             impl.trainer_module.tq = original_tq[suffix]
     # process time: less sensitive than wall time to other jobs taking the CPU (above it when torch uses threads)

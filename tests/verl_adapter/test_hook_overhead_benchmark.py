@@ -88,6 +88,7 @@ def test_benchmark_runs_the_hooks_and_restores_verl(capsys, monkeypatch):
     from cures_verl.verl_adapter import trainer as trainer_module
 
     before = (PPOTrainerSync._compute_advantage, PPOTrainerSync._fetch_one_gen_batch, trainer_module.tq)
+    own_before = dict(vars(PPOTrainerSync))  # restored exactly: no inherited method left as an override
     module = _load()
 
     class RecordingStore(module._Store):
@@ -120,3 +121,4 @@ def test_benchmark_runs_the_hooks_and_restores_verl(capsys, monkeypatch):
         assert min(plan, advantage, observe) > 0 and total >= max(plan, advantage, observe)
     # the benchmark patches verl's advantage and the TransferQueue client only while it runs
     assert (PPOTrainerSync._compute_advantage, PPOTrainerSync._fetch_one_gen_batch, trainer_module.tq) == before
+    assert dict(vars(PPOTrainerSync)) == own_before
