@@ -45,17 +45,16 @@ setup(
     packages=find_packages(include=["cures_verl", "cures_verl.*"]),
     include_package_data=True,
     package_data={
-        "cures_verl": ["verl_adapter/config/*.yaml", "verl_adapter/config/profile/*.yaml", "verl_adapter/cpu/*.yaml"]
-        + ["py.typed"]
+        "cures_verl": ["verl_adapter/config/*.yaml", "verl_adapter/config/profile/*.yaml", "cpu/*.yaml"] + ["py.typed"]
     },
     install_requires=["numpy>=1.26"],
     extras_require=EXTRAS,
     entry_points={
         # verl imports every module in this group on `import verl`, in every Ray worker. Our plugin
         # registers the CPU platform and the transformers rollout, and does nothing unless the CPU
-        # mode is switched on (CURES_CPU_MODE=1); see cures_verl/verl_adapter/cpu/.
-        "verl.plugins": ["cures_cpu = cures_verl.verl_adapter.cpu.plugin"],
-        "console_scripts": ["cures-bench = cures_verl.bench.__main__:main"],
+        # mode is switched on (CURES_CPU_MODE=1); see cures_verl/cpu/.
+        "verl.plugins": ["cures_cpu = cures_verl.cpu.plugin"],
+        "console_scripts": ["cures-bench = cures_verl.experiments.curriculum.__main__:main"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -3,7 +3,7 @@
 # Runs grpo / paper / official_code / recommended through `python -m cures_verl.main profile=cpu` on the digit-sums
 # task, equal rollouts per arm (cold starts included), 3 seeds, both pre-registered settings, and scores every
 # policy exactly (no sampling noise). Settings and protocol: docs/results/real_loop/README.md.
-# Usage: bash recipes/compare_cpu.sh [extra options of python -m cures_verl.demo compare, e.g. --arm NAME=k=v,...]
+# Usage: bash recipes/compare_cpu.sh [extra options of python -m cures_verl.experiments.trainer.demo compare, e.g. --arm NAME=k=v,...]
 # An interrupted comparison resumes: finished runs (same command) are read back, not trained again.
 set -euo pipefail
 
@@ -16,5 +16,5 @@ jobs=${JOBS:-2}
 OUT=${OUT:-outputs/compare}
 RESULTS_DIR=${RESULTS_DIR:-$OUT}
 
-exec python3 -m cures_verl.demo compare --settings "$settings" --seeds "$seeds" --jobs "$jobs" --out "$OUT" \
+exec python3 -m cures_verl.experiments.trainer.demo compare --settings "$settings" --seeds "$seeds" --jobs "$jobs" --out "$OUT" \
     --results-dir "$RESULTS_DIR" "$@"

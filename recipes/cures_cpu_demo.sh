@@ -21,5 +21,5 @@ OUT=${OUT:-outputs/cpu_demo}
 # a hard limit: a CPU run this small never needs it, a misconfigured one is stopped instead of hanging
 TIMEOUT_S=${TIMEOUT_S:-1200}
 
-exec python3 -m cures_verl.demo run --out "$OUT" --preset "$preset" --steps "$steps" --num-prompts "$num_prompts" \
+exec python3 -m cures_verl.experiments.trainer.demo run --out "$OUT" --preset "$preset" --steps "$steps" --num-prompts "$num_prompts" \
     --batch-size "$batch_size" --rollout-n "$rollout_n" --seed "$seed" --timeout "$TIMEOUT_S" "$@"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cures_verl.plots import (
+from cures_verl.experiments.plots import (
     PROGRESS_AXES,
     cumulative_rollouts,
     load_metric_log,

@@ -2,6 +2,9 @@
 
 Tests import optional dependencies with ``pytest.importorskip``. With ``CI=true`` a missing optional
 dependency fails the run instead of skipping, so a broken install step cannot pass as green.
+
+The demo's tiny assets and tokenizer (``random_assets``, ``demo_tokenizer``), built once per session, offline, in
+seconds, serve both CPU mode's tests (tests/cpu) and the demo's (tests/experiments/trainer).
 """
 
 from __future__ import annotations
@@ -32,3 +35,24 @@ try:
     settings.load_profile("cures")
 except ImportError:  # pragma: no cover - hypothesis is in the test extra
     pass
+
+
+# ---------------------------------------------------------------------------------------------- demo assets
+@pytest.fixture(scope="session")
+def random_assets(tmp_path_factory: pytest.TempPathFactory):
+    """Demo assets with a random (not warm-started) model: 16 train and 4 val prompts."""
+    pytest.importorskip("transformers")
+    from cures_verl.experiments.trainer import build_demo_assets
+
+    return build_demo_assets(
+        tmp_path_factory.mktemp("demo_random"), num_prompts=16, num_val_prompts=4, warm_start_steps=0, seed=0
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_tokenizer():
+    """The demo tokenizer (numbers 0..27)."""
+    pytest.importorskip("transformers")
+    from cures_verl.experiments.trainer import build_tokenizer
+
+    return build_tokenizer(27)

@@ -29,7 +29,7 @@ def test_gpu_extra_includes_plotting_and_data_preparation(monkeypatch):
 def test_plotting_without_matplotlib_names_the_install(monkeypatch):
     import sys
 
-    from cures_verl import plots
+    from cures_verl.experiments import plots
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install 'cures-verl\[plot\]'"):

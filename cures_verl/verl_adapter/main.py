@@ -72,7 +72,7 @@ def run(config: DictConfig) -> None:
     check_verl_version()
     cpu_mode = OmegaConf.select(config, "trainer.device") == "cpu"
     if cpu_mode:
-        from cures_verl.verl_adapter.cpu.launch import prepare_cpu_mode, run_cpu_config
+        from cures_verl.cpu.launch import prepare_cpu_mode, run_cpu_config
 
         prepare_cpu_mode()
     from verl.trainer import main_ppo

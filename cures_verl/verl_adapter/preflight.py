@@ -163,7 +163,7 @@ def _startup_checks(
     cpu_ready = False
     if cpu_mode:
         # the run prepares CPU mode before importing verl's trainer modules (main.py); so do we
-        from cures_verl.verl_adapter.cpu.launch import prepare_cpu_mode
+        from cures_verl.cpu.launch import prepare_cpu_mode
 
         cpu_ready = _passes(report, "CPU mode (profile=cpu)", prepare_cpu_mode)
         if cpu_ready:
@@ -174,8 +174,8 @@ def _startup_checks(
         if _passes(report, "check_trainer_config", check_trainer_config, config, cures):
             passed.append("check_trainer_config")
     if cpu_ready:
-        from cures_verl.verl_adapter.cpu.launch import validate_cpu_config
-        from cures_verl.verl_adapter.cpu.resources import check_ray_resources
+        from cures_verl.cpu.launch import validate_cpu_config
+        from cures_verl.cpu.resources import check_ray_resources
 
         if _passes(report, "CPU mode", validate_cpu_config, config):
             passed.append("validate_cpu_config")

@@ -23,7 +23,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory):
     """
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from cures_verl.demo.assets import build_demo_assets
+    from cures_verl.experiments.trainer.assets import build_demo_assets
 
     assets = build_demo_assets(
         tmp_path_factory.mktemp("tiny"), num_prompts=8, num_val_prompts=8, warm_start_steps=0, seed=0

@@ -84,7 +84,7 @@ def test_load_scorer_from_a_file_path() -> None:
 
 
 def test_load_scorer_from_a_module() -> None:
-    scorer = load_scorer("cures_verl.demo.reward:compute_score")
+    scorer = load_scorer("cures_verl.experiments.trainer.reward:compute_score")
     assert scorer(data_source="digit_sum", solution_str="7", ground_truth="7")["acc"] == 1.0
 
 
@@ -92,7 +92,7 @@ def test_load_scorer_from_a_module() -> None:
     ("spec", "error"),
     [
         ("no_function_part", ValueError),
-        ("cures_verl.demo.reward:missing", ValueError),
+        ("cures_verl.experiments.trainer.reward:missing", ValueError),
         ("cures_verl.no_such_module:f", ImportError),
         ("/no/such/file.py:f", ImportError),
     ],

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 TIMEOUT_S = 2.0
 # Loose on purpose (these tests ran on a loaded 2-core machine): the hanging inputs run for minutes when nothing
 # stops them, so a reward without a working deadline still fails by far. The pool's own tests check that a call
-# returns at its deadline, and benchmarks/reward_latency.py measures how close.
+# returns at its deadline, and cures_verl/experiments/reward/latency.py measures how close.
 MARGIN_S = 10.0
 GOLD = "7"
 

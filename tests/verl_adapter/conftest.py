@@ -18,7 +18,7 @@ import pytest
 @pytest.fixture(scope="session")
 def trainer_assets(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("transformers")
-    from cures_verl.demo import build_demo_assets
+    from cures_verl.experiments.trainer import build_demo_assets
 
     return build_demo_assets(
         tmp_path_factory.mktemp("trainer_assets"), num_prompts=16, num_val_prompts=4, warm_start_steps=0
@@ -32,7 +32,7 @@ def make_trainer(trainer_assets):
     pytest.importorskip("verl")
     from hydra import compose, initialize_config_module
 
-    from cures_verl.demo import demo_overrides
+    from cures_verl.experiments.trainer import demo_overrides
     from cures_verl.verl_adapter.hydra_config import register_resolvers
     from cures_verl.verl_adapter.trainer import CuresTrainer
 

@@ -8,7 +8,7 @@ subprocess with a hard timeout (misconfigured Ray resources hang instead of fail
    equal the rewards verl observed;
 2. resume: a run resumed from its step-3 checkpoint plans the same next batch as the uninterrupted run;
 3. ``cures.enable=false`` through ``cures_verl.main`` gives the same first step as verl's own TaskRunner launched by
-   CPU mode's launcher (``cures_verl.verl_adapter.cpu.launch``, which runs ``main_ppo``'s steps) on the same seed.
+   CPU mode's launcher (``cures_verl.cpu.launch``, which runs ``main_ppo``'s steps) on the same seed.
    Both runs go through CPU mode's launch path (its environment, plugin and workarounds), not through
    ``python -m verl.trainer.main_ppo``.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cures_verl.watchdog import RunTimeout, run_with_watchdog
+from cures_verl.experiments.watchdog import RunTimeout, run_with_watchdog
 
 pytest.importorskip("verl")
 pytest.importorskip("ray")
@@ -57,7 +57,7 @@ def _metrics(output: str) -> dict[int, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    from cures_verl.demo import build_demo_assets
+    from cures_verl.experiments.trainer import build_demo_assets
 
     return build_demo_assets(
         tmp_path_factory.mktemp("cures_e2e"), num_prompts=NUM_PROMPTS, num_val_prompts=4, warm_start_steps=150, seed=0
@@ -65,7 +65,7 @@ def assets(tmp_path_factory):
 
 
 def _overrides(assets, *, steps: int, extra: list[str]) -> list[str]:
-    from cures_verl.demo import demo_overrides
+    from cures_verl.experiments.trainer import demo_overrides
 
     base = demo_overrides(
         assets,
@@ -203,7 +203,7 @@ def test_cures_disabled_matches_verls_own_task_runner_under_the_cpu_launcher(ass
         ["-m", "cures_verl.main", *_overrides(assets, steps=1, extra=["cures.enable=false", *common])], cwd=tmp_path
     )
     overrides = [o for o in _overrides(assets, steps=1, extra=common) if o != "profile=cpu"]
-    theirs = _run(["-m", "cures_verl.verl_adapter.cpu.launch", *overrides], cwd=tmp_path)
+    theirs = _run(["-m", "cures_verl.cpu.launch", *overrides], cwd=tmp_path)
     a, b = _metrics(ours)[1], _metrics(theirs)[1]
     assert not any(k.startswith("cures/") for k in a), "cures.enable=false must not run CurES"
     assert float(a["progress/rollouts"]) == BATCH * ROLLOUT_N and float(a["progress/updates"]) == 1.0

@@ -19,7 +19,7 @@ from verl.utils.dataset.rl_dataset import collate_fn  # noqa: E402
 
 from cures_verl.config import preset_config  # noqa: E402
 from cures_verl.core import CurriculumSampler  # noqa: E402
-from cures_verl.demo import build_demo_assets  # noqa: E402
+from cures_verl.experiments.trainer import build_demo_assets  # noqa: E402
 from cures_verl.verl_adapter.sampler import CuresBatchSampler, PromptIndex, read_extra_info_field  # noqa: E402
 
 BATCH = 4
