@@ -142,14 +142,39 @@ def _numeric(values: np.ndarray, key: str) -> np.ndarray:
 
 
 def _as_list(values: Any) -> list[Any]:
-    """A non-tensor column of a TensorDict as a list (tensordict returns a LinkedList, NonTensorStack or array)."""
+    """A non-tensor column of a TensorDict as a list (tensordict returns a LinkedList, NonTensorStack or array).
+
+    Read ``batch[key]`` through tensordict's public API: a private shortcut read the rows of a re-indexed stack in
+    their old order, which hid exactly the reordering the plan check exists to catch.
+    """
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
-def _column(batch: Any, key: str) -> list[Any]:
-    """``batch[key]`` as a list, through tensordict's public API (a private shortcut read the rows of a re-indexed
-    stack in their old order, which hid exactly the reordering the plan check exists to catch)."""
-    return _as_list(batch[key])
+def run_length(
+    *,
+    schedule_steps_per_epoch: int | None,
+    dataset_steps_per_epoch: int,
+    configured_total: int | None,
+    total_epochs: int,
+) -> tuple[int, int]:
+    """``(steps per epoch, total training steps)`` of a CurES run in verl's fit loop (trainer and pre-flight).
+
+    CurES's iteration schedule fixes the steps per epoch; otherwise verl's ``len(dataset) // batch`` holds. The total
+    is ``trainer.total_training_steps`` or steps per epoch x ``trainer.total_epochs``. The continuous schedule draws by
+    weight and has no epochs, but verl 0.9.1's fit() (trainer_base.py:467) also stops after ``total_epochs`` epochs:
+    the run would end early, silently, so its "epoch" is stretched to ``ceil(total / total_epochs)`` steps.
+
+    Example:
+        >>> run_length(schedule_steps_per_epoch=None, dataset_steps_per_epoch=10, configured_total=45, total_epochs=2)
+        (23, 45)
+        >>> run_length(schedule_steps_per_epoch=30, dataset_steps_per_epoch=10, configured_total=None, total_epochs=2)
+        (30, 60)
+    """
+    steps_per_epoch = dataset_steps_per_epoch if schedule_steps_per_epoch is None else int(schedule_steps_per_epoch)
+    total = steps_per_epoch * total_epochs if configured_total is None else int(configured_total)
+    if schedule_steps_per_epoch is None and total > steps_per_epoch * total_epochs:
+        steps_per_epoch = -(-total // total_epochs)
+    return steps_per_epoch, total
 
 
 def _rollout_counts_column(counts: list[int]) -> NonTensorStack:
@@ -293,16 +318,13 @@ class CuresTrainer(ProgressTrainer):
             subset_ids=subsets,
         )
         schedule = self.curriculum.schedule
-        epochs = int(self.config.trainer.total_epochs)
-        if schedule.steps_per_epoch is not None:
-            self.steps_per_epoch = schedule.steps_per_epoch
-            if self.config.trainer.total_training_steps is None:
-                self.total_training_steps = self.steps_per_epoch * epochs
-        elif self.total_training_steps > self.steps_per_epoch * epochs:
-            # The continuous schedule draws by weight and has no epochs, but verl 0.9.1's fit() (trainer_base.py:467)
-            # also stops after trainer.total_epochs passes of len(dataset) / batch steps: the run would end early,
-            # silently. Its length is trainer.total_training_steps, so an "epoch" becomes total / total_epochs steps.
-            self.steps_per_epoch = -(-self.total_training_steps // epochs)
+        # verl computed steps_per_epoch = len(dataloader) and total_training_steps (configured or per epoch x epochs)
+        self.steps_per_epoch, self.total_training_steps = run_length(
+            schedule_steps_per_epoch=schedule.steps_per_epoch,
+            dataset_steps_per_epoch=self.steps_per_epoch,
+            configured_total=self.config.trainer.total_training_steps,
+            total_epochs=int(self.config.trainer.total_epochs),
+        )
         self._set_optimizer_horizon(schedule.num_updates(self.total_training_steps))
         self.batch_sampler = CuresBatchSampler(self.curriculum, index, num_batches=self.steps_per_epoch)
         # num_workers=0: a worker process would prefetch batches, i.e. plan steps before the posterior saw the
@@ -406,14 +428,14 @@ class CuresTrainer(ProgressTrainer):
         plan = self.batch_sampler.current_plan
         if plan is None:
             raise RuntimeError("the CurES batch sampler yielded no plan; was the train dataloader replaced?")
-        got = np.asarray(_column(batch, "index"), dtype=np.int64)
+        got = np.asarray(_as_list(batch["index"]), dtype=np.int64)
         expected = self.batch_sampler.index.stable_ids[plan.prompt_indices]
         if not np.array_equal(got, expected):
             raise RuntimeError("the fetched batch does not hold the planned prompts (verl changed its data path?)")
         # V1 agent loop: n = prompt.pop("__rollout_n__", rollout.n) (verl 0.9.1 agent_loop_tq.py:114), what
         # tu.assign_non_tensor_stack(batch, "__rollout_n__", counts) would store, built faster
         batch["__rollout_n__"] = _rollout_counts_column(plan.rollouts.tolist())
-        uids = _column(batch, "uid")
+        uids = _as_list(batch["uid"])
         self._prompt_of_uid = {str(uid): int(p) for uid, p in zip(uids, plan.prompt_indices.tolist(), strict=True)}
         self._prompts_of_keys_cache = None
         self._step_plan = plan
