@@ -36,15 +36,20 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
 
-from cures_verl.core._typing import FloatArray, IntArray
+from cures_verl.config import AdvantageScale
+from cures_verl.core._typing import BoolArray, FloatArray, IntArray
 
-__all__ = ["AdvantageScale", "baseline_mse", "posterior_advantages", "posterior_baselines"]
-
-AdvantageScale = Literal["posterior_std", "none"]
+__all__ = [
+    "SmallGroupAdvantages",
+    "baseline_mse",
+    "posterior_advantages",
+    "posterior_baselines",
+    "small_group_advantages",
+]
 
 
 def _check(outcomes: FloatArray, groups: IntArray, alpha: FloatArray, beta: FloatArray) -> None:
@@ -162,3 +167,80 @@ def baseline_mse(accuracy: float, group_size: int, alpha: float, beta: float) ->
     return ((group_size - 1) * accuracy * (1 - accuracy) + (alpha - weight * accuracy) ** 2) / (
         weight + group_size - 1
     ) ** 2
+
+
+@dataclass(frozen=True)
+class SmallGroupAdvantages:
+    """Which rollouts of a step take the posterior baseline, and their advantages.
+
+    Attributes:
+        rows: Whether each rollout's group has at most ``max_group_size`` rollouts, shape ``(k,)``.
+        advantages: Advantages of the selected rollouts, in row order, shape ``(rows.sum(),)``.
+        all_equal: Whether each selected rollout's group has one outcome only (GRPO gives it 0), shape as
+            ``advantages``.
+    """
+
+    rows: BoolArray
+    advantages: FloatArray
+    all_equal: BoolArray
+
+
+def small_group_advantages(
+    prompt_ids: IntArray,
+    outcomes: FloatArray,
+    alpha: FloatArray,
+    beta: FloatArray,
+    *,
+    max_group_size: int,
+    scale: AdvantageScale = "posterior_std",
+) -> SmallGroupAdvantages:
+    """Posterior-baseline advantages of the rollouts whose prompt has at most ``max_group_size`` in the step.
+
+    A group is all rollouts of one prompt in the step (CurES draws distinct prompts, so one group per prompt).
+
+    Args:
+        prompt_ids: Prompt of every rollout, shape ``(k,)``, any order.
+        outcomes: Outcome of every rollout in [0, 1], shape ``(k,)``.
+        alpha: Posterior correct count of every ROLLOUT's prompt before the step, shape ``(k,)``, > 0.
+        beta: Posterior incorrect count of every rollout's prompt before the step, shape ``(k,)``, > 0.
+        max_group_size: Largest group that takes the posterior baseline, >= 2.
+        scale: As :func:`posterior_advantages`.
+
+    Returns:
+        The selection and its advantages.
+
+    Raises:
+        ValueError: On max_group_size < 2, shapes that disagree, counts that differ within a prompt, and as
+            :func:`posterior_advantages`.
+
+    Example:
+        >>> out = small_group_advantages(
+        ...     np.array([7, 7, 3, 3, 3]), np.array([1.0, 1.0, 1.0, 0.0, 0.0]), np.full(5, 2.0), np.full(5, 2.0),
+        ...     max_group_size=2,
+        ... )
+        >>> out.rows.tolist(), np.round(out.advantages, 3).tolist(), out.all_equal.tolist()
+        ([True, True, False, False, False], [0.816, 0.816], [True, True])
+    """
+    if max_group_size < 2:
+        raise ValueError(f"max_group_size={max_group_size}: a leave-one-out baseline needs groups of >= 2")
+    prompt_ids = np.asarray(prompt_ids, dtype=np.int64)
+    outcomes = np.asarray(outcomes, dtype=np.float64)
+    alpha = np.asarray(alpha, dtype=np.float64)
+    beta = np.asarray(beta, dtype=np.float64)
+    if not (prompt_ids.shape == outcomes.shape == alpha.shape == beta.shape) or prompt_ids.ndim != 1:
+        raise ValueError("prompt_ids, outcomes, alpha and beta need one entry per rollout, 1-D")
+    unique, first, groups, sizes = np.unique(prompt_ids, return_index=True, return_inverse=True, return_counts=True)
+    if not (np.array_equal(alpha, alpha[first][groups]) and np.array_equal(beta, beta[first][groups])):
+        raise ValueError("alpha and beta must be the same for every rollout of a prompt")
+    rows = sizes[groups] <= max_group_size
+    kept = np.flatnonzero(sizes <= max_group_size)
+    remap = np.full(unique.size, -1, dtype=np.int64)
+    remap[kept] = np.arange(kept.size)
+    selected_groups = remap[groups[rows]]
+    advantages = posterior_advantages(
+        outcomes[rows], selected_groups, alpha[first][kept], beta[first][kept], scale=scale
+    )
+    correct = np.bincount(selected_groups, weights=outcomes[rows], minlength=kept.size)
+    size = sizes[kept].astype(np.float64)
+    all_equal = ((correct == 0) | (correct == size))[selected_groups]
+    return SmallGroupAdvantages(rows=rows, advantages=advantages, all_equal=all_equal)

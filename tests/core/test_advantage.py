@@ -133,3 +133,45 @@ def test_unknown_scale_and_tiny_groups_are_refused() -> None:
         posterior_advantages(np.ones(2), np.zeros(2, dtype=np.int64), np.ones(1), np.ones(1), scale="group")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="n >= 2"):
         baseline_mse(0.5, 1, 1.0, 1.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 7), min_size=1, max_size=8),
+    max_group=st.integers(2, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_small_groups_take_the_posterior_baseline_and_large_ones_are_left_alone(
+    sizes: list[int], max_group: int, seed: int
+) -> None:
+    from cures_verl.core.advantage import small_group_advantages
+
+    rng = np.random.default_rng(seed)
+    prompts = rng.permutation(np.repeat(rng.choice(1000, len(sizes), replace=False), sizes))
+    outcomes = rng.integers(0, 2, prompts.size).astype(float)
+    table_alpha = {int(p): float(rng.uniform(0.5, 9)) for p in np.unique(prompts)}
+    table_beta = {int(p): float(rng.uniform(0.5, 9)) for p in np.unique(prompts)}
+    alpha = np.array([table_alpha[int(p)] for p in prompts])
+    beta = np.array([table_beta[int(p)] for p in prompts])
+    out = small_group_advantages(prompts, outcomes, alpha, beta, max_group_size=max_group)
+    size_of = {int(p): int((prompts == p).sum()) for p in np.unique(prompts)}
+    assert out.rows.tolist() == [size_of[int(p)] <= max_group for p in prompts]
+    # each selected prompt's advantages are those of its group alone
+    selected = prompts[out.rows]
+    for p in np.unique(selected):
+        mine = prompts == p
+        alone = posterior_advantages(
+            outcomes[mine], np.zeros(mine.sum(), dtype=np.int64), alpha[mine][:1], beta[mine][:1]
+        )
+        np.testing.assert_allclose(out.advantages[selected == p], alone)
+        equal = outcomes[mine].min() == outcomes[mine].max()
+        assert out.all_equal[selected == p].tolist() == [equal] * int(mine.sum())
+
+
+def test_counts_that_differ_within_a_prompt_are_refused() -> None:
+    from cures_verl.core.advantage import small_group_advantages
+
+    with pytest.raises(ValueError, match="same for every rollout of a prompt"):
+        small_group_advantages(np.array([1, 1]), np.ones(2), np.array([1.0, 2.0]), np.ones(2), max_group_size=2)
+    with pytest.raises(ValueError, match="groups of >= 2"):
+        small_group_advantages(np.array([1, 1]), np.ones(2), np.ones(2), np.ones(2), max_group_size=1)
