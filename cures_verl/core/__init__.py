@@ -10,6 +10,7 @@ Modules, each named after what it holds:
 * :mod:`~cures_verl.core.report`: what to report: calibration, sampling probabilities, metrics.
 * :mod:`~cures_verl.core.grouping`: per-rollout rewards -> per-prompt counts.
 * :mod:`~cures_verl.core.curriculum`: :class:`CurriculumSampler`, Algorithm 1 as a coordinator over the above.
+* :mod:`~cures_verl.core.advantage`: posterior-baseline advantages for small GRPO groups (beyond the paper).
 * :mod:`~cures_verl.core.screening`: optional cheap screening of drawn prompts from the posterior (beyond the paper).
 * :mod:`~cures_verl.core.sumtree`: the O(k log N) weighted-sampling structure behind it.
 * :mod:`~cures_verl.core.bounds`: weight bounds that stay valid under forgetting, so that forgetting and Thompson
@@ -18,6 +19,7 @@ Modules, each named after what it holds:
 
 from __future__ import annotations
 
+from cures_verl.core.advantage import posterior_advantages, small_group_advantages
 from cures_verl.core.allocation import (
     RolloutAllocator,
     advantage_weights,
@@ -70,6 +72,7 @@ __all__ = [
     "grad_std_from_gradient_norms",
     "gumbel_top_k",
     "informative_probability",
+    "posterior_advantages",
     "needs_screening",
     "prompt_scores",
     "reallocate_after_screening",
@@ -78,4 +81,5 @@ __all__ = [
     "round_preserving_sum",
     "sampling_probabilities",
     "screening_verdict",
+    "small_group_advantages",
 ]

@@ -313,6 +313,8 @@ class CurriculumSampler:
                     "resume with the same data and batch settings"
                 )
         saved, current = flatten_keys(dict(state["config"])), flatten_keys(self.config.to_dict())
+        # a key added after the state was saved ran with its default then: missing keys compare as the default
+        saved = {**flatten_keys(CuresConfig().to_dict()), **saved}
         diff = {
             key: (saved.get(key), current.get(key))
             for key in sorted(set(saved) | set(current))

@@ -45,8 +45,7 @@ from verl.utils.dataset.rl_dataset import collate_fn
 from verl.utils.debug import marked_timer
 
 from cures_verl.config import CuresConfig
-from cures_verl.core import CurriculumSampler, StepPlan, advantage_weights, rewards_to_outcomes
-from cures_verl.core.advantage import small_group_advantages
+from cures_verl.core import CurriculumSampler, StepPlan, advantage_weights, rewards_to_outcomes, small_group_advantages
 from cures_verl.verl_adapter import metrics as cures_metrics
 from cures_verl.verl_adapter.hydra_config import cures_config_from
 from cures_verl.verl_adapter.priors import prior_accuracy_for

@@ -375,3 +375,15 @@ def test_load_refuses_an_unknown_state_format():
     for version in (None, 0, 3):
         with pytest.raises(ValueError, match=rf"unsupported sampler state format {version!r}.*formats 1 and 2"):
             _sampler().load_state_dict(dict(state, format=version))
+
+
+def test_a_state_saved_before_a_key_existed_resumes_when_the_key_keeps_its_default():
+    config = preset_config("paper")
+    sampler = CurriculumSampler(240, batch_size=8, rollouts_per_prompt=4, config=config)
+    sampler.observe(sampler.plan_step().prompt_indices.repeat(1), np.zeros(8))
+    state = sampler.state_dict()
+    del state["config"]["allocation"]["advantage_baseline"]  # as written before the key was added
+    CurriculumSampler(240, batch_size=8, rollouts_per_prompt=4, config=config).load_state_dict(state)
+    changed = preset_config("paper", {"allocation": {"advantage_baseline": "posterior"}})
+    with pytest.raises(ValueError, match=r"allocation.advantage_baseline': \('group', 'posterior'\)"):
+        CurriculumSampler(240, batch_size=8, rollouts_per_prompt=4, config=changed).load_state_dict(state)
