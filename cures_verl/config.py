@@ -52,6 +52,8 @@ SubsetSplit = Literal["contiguous", "shuffled", "field"]
 PriorSource = Literal["uniform", "dataset", "checkpoint"]
 ForgettingRule = Literal["constant", "adaptive"]
 AllocationRule = Literal["proportional", "marginal_value"]
+AdvantageBaseline = Literal["group", "posterior"]
+AdvantageScale = Literal["posterior_std", "none"]
 
 
 def _fail(key: str, value: object, fix: str) -> ValueError:
@@ -240,6 +242,21 @@ class AllocationConfig:
     nominal_n / n_i under verl's token-mean loss. ``rollout``: every rollout counts equally, so a prompt weighs in
     proportion to n_i (what verl does by default and what the released code does)."""
 
+    advantage_baseline: AdvantageBaseline = "group"
+    """The GRPO baseline. ``group``: each group's own mean and std (verl, paper). ``posterior`` (beyond the paper,
+    docs/posterior_advantage.md): rollouts of a prompt with at most posterior_baseline_max_group rollouts in the step
+    get (o_j - b_j) / s_j with b_j the leave-one-out posterior mean of the prompt's accuracy (the posterior before
+    this step's rewards) instead: an unbiased direction with less variance for small groups, and a signal from
+    all-equal groups. Needs algorithm.adv_estimator=grpo and no KL in the reward."""
+
+    posterior_baseline_max_group: int = 4
+    """Groups of at most this many rollouts use the posterior baseline (advantage_baseline=posterior); larger groups
+    keep GRPO's own. Must be >= 2."""
+
+    posterior_baseline_scale: AdvantageScale = "posterior_std"
+    """Divisor of the posterior-baseline advantage: ``posterior_std`` sqrt(b_j (1 - b_j)) (GRPO divides by the
+    group's std), or ``none`` (as with algorithm.norm_adv_by_std_in_grpo=false)."""
+
     def __post_init__(self) -> None:
         _check_choice("allocation.rule", self.rule, AllocationRule)
         _check_choice("allocation.grad_std", self.grad_std, GradStdSource)
@@ -256,6 +273,9 @@ class AllocationConfig:
         _check_choice("allocation.zero_variance", self.zero_variance, ZeroVariancePolicy)
         _check_int("allocation.multiple_of", self.multiple_of, minimum=1)
         _check_choice("allocation.loss_weighting", self.loss_weighting, LossWeighting)
+        _check_choice("allocation.advantage_baseline", self.advantage_baseline, AdvantageBaseline)
+        _check_int("allocation.posterior_baseline_max_group", self.posterior_baseline_max_group, minimum=2)
+        _check_choice("allocation.posterior_baseline_scale", self.posterior_baseline_scale, AdvantageScale)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -528,7 +548,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "allocation": {"accuracy_estimate": "mle", "zero_variance": "drop", "loss_weighting": "rollout"},
     },
     # Our configuration beyond the paper, chosen on the benchmark's development setting (docs/beyond_the_paper.md);
-    # cures_verl.bench.recommended.RECOMMENDED_OVERRIDES holds the same values (a test keeps them equal).
+    # cures_verl.experiments.curriculum.recommended takes its RECOMMENDED_OVERRIDES (and ablations) from here.
     "recommended": {
         "schedule": {"mode": "continuous", "cold_start_rollouts": 0},
         "sampler": {"score": "informative", "temperature": 0.03},

@@ -1,4 +1,5 @@
-"""The Hydra YAML block and docs/configuration.md stay generated from cures_verl/config.py."""
+"""The Hydra YAML block and docs/configuration.md stay generated from cures_verl/config.py; the hand-written
+restatements of the presets (docs tables, recipe defaults) are checked against it."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from cures_verl.config import _scalar, preset_values
 from cures_verl.config_docs import field_docs, render_cures_yaml_block, render_docs_table
 
 ROOT = Path(__file__).resolve().parents[1]
 YAML = ROOT / "cures_verl" / "verl_adapter" / "config" / "cures_trainer.yaml"
 DOCS = ROOT / "docs" / "configuration.md"
+BEYOND = ROOT / "docs" / "beyond_the_paper.md"
+ALGORITHM = ROOT / "docs" / "algorithm.md"
 STALE = "stale: run python scripts/render_config.py"
 
 
@@ -61,3 +65,54 @@ def test_yaml_follows_verls_comment_rules():
 )
 def test_the_rule_checker_catches_violations(text, problem):
     assert any(problem in p for p in _check_verl_yaml_rules(text))
+
+
+# ---- hand-written restatements of the presets (docs tables, recipe defaults) are checked against config.py
+
+
+def _section(path: Path, heading: str) -> str:
+    text = path.read_text()
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end > 0 else len(text)]
+
+
+def _value(cell: str) -> object:
+    """The value a table cell states first: a backticked word or a bare number, as config.py types it."""
+    token = re.match(r"\s*`?([^`\s(]+)`?", cell)
+    assert token, cell
+    return _scalar(token.group(1))
+
+
+def test_the_recommended_preset_table_states_config_pys_values():
+    """docs/beyond_the_paper.md section 3 lists every key on which recommended differs from paper, with both values."""
+    rows = re.findall(r"^\| `cures\.([\w.]+)` \| ([^|]+) \| ([^|]+) \|", _section(BEYOND, "## 3. "), re.M)
+    paper, recommended = preset_values("paper"), preset_values("recommended")
+    assert {key for key, *_ in rows} == {k for k in recommended if recommended[k] != paper[k] and k != "preset"}
+    for key, paper_cell, recommended_cell in rows:
+        assert (_value(paper_cell), _value(recommended_cell)) == (paper[key], recommended[key]), key
+
+
+def test_the_official_code_table_states_config_pys_values():
+    """docs/algorithm.md section 5: every ``key=value`` of the preset column is the official_code preset's value, and
+    every key the preset changes is stated."""
+    cells = re.findall(r"^\| \d+ \| [^|]+ \| ([^|]+) \|", _section(ALGORITHM, "## 5. "), re.M)
+    stated = dict(re.findall(r"`([a-z_]+\.[a-z_]+)=([^`]+)`", " ".join(cells)))
+    official, paper = preset_values("official_code"), preset_values("paper")
+    assert {k for k in official if official[k] != paper[k] and k != "preset"} <= stated.keys()
+    for key, value in stated.items():
+        assert _scalar(value) == official[key], key
+
+
+def test_recipe_schedule_defaults_are_the_paper_presets():
+    """The GPU recipes default NUM_ITERATIONS, STEPS_PER_ITERATION and COLD_START_ROLLOUTS (for the paper's
+    schedule and the equal-rollout GRPO budget) to the paper preset's T, M and N'."""
+    paper = preset_values("paper")
+    found = 0
+    for script in sorted((ROOT / "recipes").glob("*.sh")):
+        for variable, default in re.findall(
+            r"\$\{(NUM_ITERATIONS|STEPS_PER_ITERATION|COLD_START_ROLLOUTS):-(\d+)\}", script.read_text()
+        ):
+            assert int(default) == paper[f"schedule.{variable.lower()}"], (script.name, variable)
+            found += 1
+    assert found >= 3

@@ -18,11 +18,17 @@ The paper gives no rounding rule and no bounds. We make both explicit:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from cures_verl.config import AllocationConfig
 from cures_verl.core._typing import FloatArray, IntArray
+from cures_verl.core.difficulty import BetaAccuracyTracker
+from cures_verl.core.sampling import reward_std
 
 __all__ = [
+    "RolloutAllocator",
     "advantage_weights",
     "allocate_by_marginal_value",
     "allocate_rollouts",
@@ -409,3 +415,146 @@ def allocate_by_marginal_value(
         if length >= cap or not np.any(taken == length):
             return counts + taken
         length = min(cap, 2 * length)
+
+
+class RolloutAllocator:
+    """How many rollouts each drawn prompt gets: Eq. 20 (or the marginal-value rule) under the step budget
+    N = m x n, with sigma_i from Eq. 21; the only reader of ``cures.allocation`` in a step, and the owner of the
+    per-prompt gradient-norm statistics of ``grad_std=gradient_norms``.
+
+    Args:
+        config: The ``cures.allocation`` section.
+        num_prompts: Dataset size.
+        batch_size: Prompts per step m.
+        rollouts_per_prompt: Nominal rollouts per prompt n (the budget is N = m x n).
+
+    Raises:
+        ValueError: If the budget is infeasible for the bounds (not a multiple of ``multiple_of``, below
+            m x ``min_per_prompt``, or above m x ``max_per_prompt`` under ``floor``), naming the keys to change.
+
+    Example:
+        >>> from cures_verl.config import AllocationConfig
+        >>> allocator = RolloutAllocator(AllocationConfig(), num_prompts=3, batch_size=2, rollouts_per_prompt=8)
+        >>> tracker = BetaAccuracyTracker(3)
+        >>> _ = tracker.update(np.array([0]), np.array([0]), np.array([30]))  # prompt 0 is (nearly) always wrong
+        >>> allocator.allocate(np.array([0, 1]), tracker).tolist()  # prompt 1 (p = 1/2) gets the most
+        [4, 12]
+    """
+
+    def __init__(
+        self, config: AllocationConfig, *, num_prompts: int, batch_size: int, rollouts_per_prompt: int
+    ) -> None:
+        self.config = config
+        self.num_prompts, self.batch_size, self.rollouts_per_prompt = num_prompts, batch_size, rollouts_per_prompt
+        self.budget = batch_size * rollouts_per_prompt
+        self.grad_stats: FloatArray | None = None  # (3, N): E||g||^2 correct, incorrect, gap^2; NaN = unknown
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        alloc = self.config
+        m, n_min, n_max = self.batch_size, alloc.min_per_prompt, alloc.max_per_prompt
+        if not alloc.enable:
+            return
+        where = f"rollout budget {self.budget} (= {m} prompts x {self.rollouts_per_prompt})"
+        if self.budget % alloc.multiple_of:
+            raise ValueError(
+                f"{where} is not a multiple of cures.allocation.multiple_of={alloc.multiple_of}; "
+                "change rollout.n or multiple_of"
+            )
+        if self.budget < m * n_min:
+            raise ValueError(
+                f"{where} is below {m} x cures.allocation.min_per_prompt={n_min}; raise rollout.n or lower "
+                "min_per_prompt"
+            )
+        if n_max is not None and self.budget > m * n_max and alloc.zero_variance == "floor":
+            raise ValueError(
+                f"{where} exceeds {m} x cures.allocation.max_per_prompt={n_max}; raise max_per_prompt or lower "
+                "rollout.n"
+            )
+
+    def allocate(self, prompts: IntArray, tracker: BetaAccuracyTracker) -> IntArray:
+        """n_i of the drawn ``prompts`` under the budget; all zero when every prompt is dropped (``drop``)."""
+        alloc = self.config
+        if not alloc.enable:
+            return np.full(prompts.size, self.rollouts_per_prompt, dtype=np.int64)
+        if alloc.rule == "marginal_value":
+            return allocate_by_marginal_value(
+                tracker.alpha(prompts),
+                tracker.beta(prompts),
+                self.budget,
+                min_per_prompt=alloc.min_per_prompt,
+                max_per_prompt=alloc.max_per_prompt,
+            )
+        return allocate_rollouts(
+            self._grad_stds(prompts, tracker),
+            self.budget,
+            min_per_prompt=alloc.min_per_prompt,
+            max_per_prompt=alloc.max_per_prompt,
+            zero_variance=alloc.zero_variance,
+            multiple_of=alloc.multiple_of,
+        )
+
+    def _grad_stds(self, prompts: IntArray, tracker: BetaAccuracyTracker) -> FloatArray:
+        """sigma_i: sqrt(p(1-p)) (Eq. 21 with equal gradient norms) or Eq. 21 with the stored statistics."""
+        alloc = self.config
+        if alloc.accuracy_estimate == "mle":
+            accuracy = tracker.mle_accuracy(prompts)
+        else:
+            accuracy = tracker.posterior_mean(prompts)
+        if alloc.grad_std == "accuracy":
+            return reward_std(accuracy)
+        stats = self.grad_stats[:, prompts] if self.grad_stats is not None else np.full((3, prompts.size), np.nan)
+        missing = np.isnan(stats[:2]).any(axis=0)
+        if missing.any():
+            raise ValueError(
+                f"{int(missing.sum())} of the {prompts.size} drawn prompts have no gradient-norm statistics; call "
+                "set_gradient_norm_stats for them or use cures.allocation.grad_std=accuracy"
+            )
+        gap = np.nan_to_num(stats[2], nan=0.0)
+        return grad_std_from_gradient_norms(accuracy, stats[0], stats[1], gap)
+
+    def set_gradient_norm_stats(
+        self,
+        prompt_indices: IntArray,
+        sq_norm_correct: FloatArray,
+        sq_norm_incorrect: FloatArray,
+        mean_gradient_gap_sq: FloatArray | None = None,
+    ) -> None:
+        """Store per-prompt gradient-norm statistics for sigma_i from Eq. 21 (``grad_std=gradient_norms``).
+
+        Args:
+            prompt_indices: Prompt ids, shape ``(k,)``.
+            sq_norm_correct: E||grad log pi||^2 over correct rollouts, shape ``(k,)``.
+            sq_norm_incorrect: The same over incorrect rollouts, shape ``(k,)``.
+            mean_gradient_gap_sq: ||E_correct[grad] - E_incorrect[grad]||^2, shape ``(k,)``; None = unknown
+                (the term is then dropped).
+        """
+        idx = np.asarray(prompt_indices, dtype=np.int64)
+        if self.grad_stats is None:
+            self.grad_stats = np.full((3, self.num_prompts), np.nan)
+        gap = np.full(idx.size, np.nan) if mean_gradient_gap_sq is None else mean_gradient_gap_sq
+        values = np.stack(
+            [np.asarray(a, dtype=np.float64).reshape(-1) for a in (sq_norm_correct, sq_norm_incorrect, gap)]
+        )
+        if values.shape != (3, idx.size):
+            raise ValueError("gradient statistics must have one entry per prompt index")
+        self.grad_stats[:, idx] = values
+
+    def forget(self, prompt_indices: IntArray) -> None:
+        """Drop the statistics of prompts whose estimates start afresh (an iteration's reset)."""
+        if self.grad_stats is not None:
+            self.grad_stats[:, prompt_indices] = np.nan
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the gradient-norm statistics (0 until set)."""
+        return 0 if self.grad_stats is None else int(self.grad_stats.nbytes)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The gradient-norm statistics (a copy; NaN where unknown)."""
+        return {"grad_stats": None if self.grad_stats is None else self.grad_stats.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        grad_stats = state.get("grad_stats")
+        self.grad_stats = None if grad_stats is None else np.array(grad_stats, dtype=np.float64)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cures_verl.config import PosteriorConfig
 from cures_verl.core._typing import FloatArray, IntArray
 
 __all__ = [
@@ -34,6 +35,9 @@ __all__ = [
     "log_beta_moment",
     "log_gamma",
 ]
+
+# Clip dataset pass rates into [eps, 1 - eps] so the Beta prior stays proper.
+_PRIOR_EPS = 1e-3
 
 # Lanczos approximation (g = 7, 9 terms): relative error below 1e-14 for x >= 0.5.
 _LANCZOS_G = 7.0
@@ -226,6 +230,48 @@ class BetaAccuracyTracker:
         # Lazy forgetting: None until the first decay (stored counts are then the current ones).
         self._stamp: FloatArray | None = None
         self._log_scale = 0.0
+        #: prompts given no pass rate by :meth:`from_config` (they keep the uniform prior)
+        self.num_prior_unknown = 0
+
+    @classmethod
+    def from_config(
+        cls, num_prompts: int, config: PosteriorConfig, prior_accuracy: FloatArray | None = None
+    ) -> BetaAccuracyTracker:
+        """The tracker of the ``cures.posterior`` section: the uniform prior Beta(prior_correct, prior_incorrect), or
+        (``prior_source`` dataset or checkpoint) one centred on each prompt's pass rate with the same strength.
+
+        Args:
+            num_prompts: Dataset size.
+            config: The ``cures.posterior`` section.
+            prior_accuracy: Per-prompt pass rates in [0, 1] or NaN (unknown: the uniform prior), shape
+                ``(num_prompts,)``; required unless ``prior_source=uniform``, which rejects them.
+
+        Raises:
+            ValueError: If ``prior_accuracy`` does not match ``prior_source``, or has the wrong shape or values.
+        """
+        post = config
+        if post.prior_source == "uniform":
+            if prior_accuracy is not None:
+                raise ValueError(
+                    "per-prompt prior accuracies were given but cures.posterior.prior_source=uniform ignores them; "
+                    "set prior_source=dataset to use them"
+                )
+            return cls(num_prompts, prior_correct=post.prior_correct, prior_incorrect=post.prior_incorrect)
+        if prior_accuracy is None:
+            raise ValueError(
+                f"cures.posterior.prior_source={post.prior_source} needs per-prompt pass rates (a dataset column or "
+                "an earlier run's posterior); pass prior_accuracy or set prior_source=uniform"
+            )
+        rates = np.asarray(prior_accuracy, dtype=np.float64)
+        known = ~np.isnan(rates)
+        if rates.shape != (num_prompts,) or not np.all((rates[known] >= 0) & (rates[known] <= 1)):
+            raise ValueError(f"prior_accuracy must have shape ({num_prompts},) with values in [0, 1] or NaN")
+        # NaN = no information about that prompt: it keeps the uniform prior (centre prior_correct / strength)
+        strength = post.prior_correct + post.prior_incorrect
+        centre = np.where(known, np.clip(rates, _PRIOR_EPS, 1 - _PRIOR_EPS), post.prior_correct / strength)
+        tracker = cls(num_prompts, prior_correct=strength * centre, prior_incorrect=strength * (1 - centre))
+        tracker.num_prior_unknown = int(np.count_nonzero(~known))
+        return tracker
 
     def _check_prior(self, prior_correct: Any, prior_incorrect: Any) -> tuple[FloatArray, FloatArray]:
         out = []

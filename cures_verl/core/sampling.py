@@ -21,20 +21,26 @@ overflows for tau down to 1e-3 and up to 1e3; probabilities never need the norma
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from cures_verl.config import SamplerConfig
 from cures_verl.core._typing import FloatArray, IntArray
+from cures_verl.core.bounds import MASS_FLOOR_SHARE, ExpiryQueue, log_weight_bounds, windowed_bounds
 from cures_verl.core.difficulty import (
     BetaAccuracyTracker,
     expected_reward_std,
     informative_probability,
 )
+from cures_verl.core.schedule import Phase, Schedule
 from cures_verl.core.sumtree import SumTree
 
 __all__ = [
+    "SamplingPolicy",
     "reward_std",
     "prompt_scores",
     "prompt_temperatures",
@@ -202,6 +208,23 @@ def gumbel_top_k(log_weights: FloatArray, num_draws: int, rng: np.random.Generat
     return finite[top[np.argsort(-keys[top], kind="stable")]]
 
 
+def _keep_first_draws(
+    tree: SumTree, leaves: IntArray, chosen: IntArray, num_draws: int, zeroed: list[tuple[IntArray, FloatArray]]
+) -> IntArray:
+    """``chosen`` extended by the first occurrences of ``leaves`` not chosen yet, up to ``num_draws`` in all: a
+    repeat is a rejected draw, so this is successive sampling. While draws are missing the new leaves' weights are
+    zeroed in ``tree`` (and recorded in ``zeroed`` for the caller to restore), so that later rounds skip them."""
+    # [5, 2, 5, 7] -> first occurrences in draw order [5, 2, 7], minus already chosen
+    _, first = np.unique(leaves, return_index=True)
+    fresh = leaves[np.sort(first)]
+    fresh = fresh[~np.isin(fresh, chosen)][: num_draws - chosen.size]
+    chosen = np.concatenate([chosen, fresh])
+    if chosen.size < num_draws and fresh.size:
+        zeroed.append((fresh, tree.weights(fresh)))
+        tree.update(fresh, np.zeros(fresh.size))
+    return chosen
+
+
 def draw_distinct(tree: SumTree, num_draws: int, rng: np.random.Generator) -> IntArray:
     """Draw ``num_draws`` distinct leaves, successively, each with probability proportional to its weight.
 
@@ -241,14 +264,7 @@ def draw_distinct(tree: SumTree, num_draws: int, rng: np.random.Generator) -> In
                 break
             leaves = tree.find(rng.random(need + max(8, need // 8)) * tree.total)
             leaves = leaves[tree.weights(leaves) > 0]  # a rounding edge can land on a zero leaf
-            # [5, 2, 5, 7] -> first occurrences in draw order [5, 2, 7], minus already chosen
-            _, first = np.unique(leaves, return_index=True)
-            fresh = leaves[np.sort(first)]
-            fresh = fresh[~np.isin(fresh, chosen)][:need]
-            chosen = np.concatenate([chosen, fresh])
-            if chosen.size < num_draws and fresh.size:
-                zeroed.append((fresh, tree.weights(fresh)))
-                tree.update(fresh, np.zeros(fresh.size))
+            chosen = _keep_first_draws(tree, leaves, chosen, num_draws, zeroed)
         need = num_draws - chosen.size
         if need == 0:
             return chosen
@@ -344,14 +360,7 @@ def draw_distinct_thinned(
             accepted = leaves[rng.random(leaves.size) < np.exp(log_ratio)]
             acceptance = (accepted.size + 1) / (leaves.size + 2)  # smoothed: a small unlucky round is not zero
             proposed, accepted_total = proposed + leaves.size, accepted_total + accepted.size
-            # [5, 2, 5, 7] -> first occurrences in draw order [5, 2, 7], minus already chosen
-            _, first = np.unique(accepted, return_index=True)
-            fresh = accepted[np.sort(first)]
-            fresh = fresh[~np.isin(fresh, chosen)][:need]
-            chosen = np.concatenate([chosen, fresh])
-            if chosen.size < num_draws and fresh.size:
-                zeroed.append((fresh, tree.weights(fresh)))
-                tree.update(fresh, np.zeros(fresh.size))
+            chosen = _keep_first_draws(tree, accepted, chosen, num_draws, zeroed)
         ratio = accepted_total / proposed if proposed else 1.0
         need = num_draws - chosen.size
         if need == 0:
@@ -369,3 +378,286 @@ def draw_distinct_thinned(
     finally:
         for leaves, weights in reversed(zeroed):
             tree.update(leaves, weights)
+
+
+class _ThompsonDraws:
+    """The posterior draws theta_i of one step, made lazily the first time prompt i is looked at (sorted ids)."""
+
+    def __init__(self, tracker: BetaAccuracyTracker, rng: np.random.Generator) -> None:
+        self.tracker, self.rng = tracker, rng
+        self.ids = np.empty(0, dtype=np.int64)
+        self.theta = np.empty(0)
+
+    def __call__(self, indices: IntArray) -> FloatArray:
+        """theta of every index (repeats allowed); unseen prompts are drawn in order of first appearance."""
+        _, first = np.unique(indices, return_index=True)
+        distinct = indices[np.sort(first)]
+        pos = np.minimum(np.searchsorted(self.ids, distinct), max(self.ids.size - 1, 0))
+        known = (self.ids[pos] == distinct) if self.ids.size else np.zeros(distinct.size, dtype=bool)
+        new = distinct[~known]
+        if new.size:
+            ids = np.concatenate([self.ids, new])
+            theta = np.concatenate([self.theta, self.tracker.sample(self.rng, new)])
+            order = np.argsort(ids)
+            self.ids, self.theta = ids[order], theta[order]
+        result: FloatArray = self.theta[np.searchsorted(self.ids, indices)]
+        return result
+
+
+class SamplingPolicy:
+    """What to sample: rho(x) proportional to exp(score(x) / tau) over the eligible pool (Eq. 14), m distinct prompts
+    per step; the only reader of ``cures.sampler`` (score, temperature, temperature rule) and the owner of the
+    sampler's random generator.
+
+    The sum tree holds the exact weights of Eq. 14, or, when every weight moves each step (``decays``: the posterior
+    is forgotten; or Thompson draws) on a pool above :attr:`dense_pool_max` prompts, upper bounds of them
+    (:mod:`cures_verl.core.bounds`) and the draw thins proposals (:func:`draw_distinct_thinned`): the same
+    distribution in O(prompts touched). Smaller such pools recompute every weight before each draw, O(pool).
+
+    Args:
+        config: The ``cures.sampler`` section.
+        tracker: The posterior the scores read (shared with the sampler; never modified here).
+        batch_size: Prompts per draw m.
+        seed: Seed of the generator (prompt draws and Thompson draws).
+        decays: Whether the posterior is forgotten after training steps (its counts shrink between draws).
+    """
+
+    #: With forgetting or Thompson draws, pools up to this size recompute every weight before each draw (O(pool),
+    #: cheaper there, and the draws of earlier versions); larger ones use bounds and thinned draws (the same
+    #: distribution, O(prompts touched)). A tuning knob, not a setting: set it on an instance before its first draw.
+    dense_pool_max = 30_000
+
+    # Rebuild the tree when a refreshed log-weight exceeds the current shift by this much, keeping weights <= e^50.
+    _SHIFT_SLACK = 50.0
+
+    def __init__(
+        self, config: SamplerConfig, tracker: BetaAccuracyTracker, *, batch_size: int, seed: int, decays: bool
+    ) -> None:
+        self.config, self.tracker, self.batch_size, self.decays = config, tracker, int(batch_size), bool(decays)
+        num_prompts = tracker.num_prompts
+        self.rng = np.random.default_rng(seed)
+        self.tree = SumTree(num_prompts)
+        # Decided at each full rebuild of the tree: bounds (bounded) or exact weights.
+        self._volatile = self.decays or config.score == "thompson"
+        self._bounded = False
+        self._bound_log = np.zeros(0)  # per-prompt arrays of the bounded mode, allocated when first used
+        self._expiry = ExpiryQueue(0)
+        self._pending: list[IntArray] = []  # observed prompts whose bound is refreshed before the next draw
+        self._acceptance = 1.0  # share of proposals the last thinned draw accepted (sizes the next one)
+        self._tree_subset: int | None = None
+        self._weights_stale = True  # the tree needs a full rebuild before the next draw
+        self._shift = 0.0
+        self._pool = np.empty(0, dtype=np.int64)
+        self._eligible = np.zeros(num_prompts, dtype=bool)  # membership of _pool, 1 byte per prompt
+
+    @staticmethod
+    def check(config: SamplerConfig, rollouts_per_prompt: int) -> None:
+        """Refuse a screen as large as a group (before anything is built)."""
+        screen = config.screening_rollouts
+        if screen and screen >= rollouts_per_prompt:
+            raise ValueError(
+                f"cures.sampler.screening_rollouts={screen} must be below the nominal rollouts per prompt "
+                f"{rollouts_per_prompt} (a screen as large as a group saves nothing); lower it or raise rollout.n"
+            )
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the tree holds bounds (forgetting is then lazy) rather than exact weights."""
+        return self._bounded
+
+    # ------------------------------------------------------------------ weights
+    def log_weights(self, indices: IntArray, rng: np.random.Generator | None = None) -> FloatArray:
+        """score_i / tau_i of Eq. 14 for ``indices`` (Thompson draws come from ``rng``, default the policy's)."""
+        s = self.config
+        rng = self.rng if rng is None else rng
+        scores = prompt_scores(self.tracker, indices, s.score, rng=rng, group_size=s.informative_group_size)
+        result: FloatArray = scores / prompt_temperatures(self.tracker, indices, s.temperature, s.temperature_rule)
+        return result
+
+    def _log_bounds(self, indices: IntArray) -> FloatArray:
+        """Upper bounds of the log-weights of ``indices`` that hold until their expiry, which is set here (Eq. 14;
+        see :mod:`cures_verl.core.bounds`)."""
+        s = self.config
+        args = (s.score, s.temperature, s.temperature_rule, s.informative_group_size)
+        if not self.decays:  # nothing decays: the bound without decay holds for ever
+            bounds: FloatArray = log_weight_bounds(self.tracker, indices, np.ones(1), *args)[0]
+            return bounds
+        floor = None  # a rebuild: the mean weight of the pool being bounded
+        if not self._weights_stale and self.tree.total > 0:  # a refresh: the mean bound in the tree
+            floor = self._shift + math.log(MASS_FLOOR_SHARE * self.tree.total / max(self._pool.size, 1))
+        bounds, windows = windowed_bounds(self.tracker, indices, *args, log_mass_floor=floor)
+        self._expiry.set(indices, self.tracker.log_scale - windows)
+        return bounds
+
+    def _pool_log_weights(self, thompson: _ThompsonDraws | None) -> Callable[[IntArray], FloatArray]:
+        """The exact log-weights of given prompts (Thompson: this step's draws) for the thinned draw's finish."""
+        s = self.config
+
+        def log_weights(indices: IntArray) -> FloatArray:
+            if thompson is None:
+                return self.log_weights(indices)
+            temps = prompt_temperatures(self.tracker, indices, s.temperature, s.temperature_rule)
+            result: FloatArray = reward_std(thompson(indices)) / temps
+            return result
+
+        return log_weights
+
+    def _rebuild_weights(self) -> None:
+        """Recompute every eligible prompt's weight (or bound), O(N). Only called when drawing, so that the generator
+        is consumed (Thompson draws on a dense pool) at the same points whether or not a run was restored."""
+        weights = np.zeros(self.tracker.num_prompts)
+        self._bounded = self._volatile and self._pool.size > self.dense_pool_max
+        if self._bounded:
+            self._allocate_bounds()
+            self._expiry.clear()
+            log_w = self._log_bounds(self._pool)
+            self._bound_log[self._pool] = log_w
+        else:
+            log_w = self.log_weights(self._pool)
+        self._shift = float(log_w.max())
+        weights[self._pool] = np.exp(log_w - self._shift)
+        self.tree.rebuild(weights)
+        self._weights_stale = False
+
+    def _allocate_bounds(self) -> None:
+        if self._bound_log.size != self.tracker.num_prompts:
+            self._bound_log = np.zeros(self.tracker.num_prompts)
+            self._expiry = ExpiryQueue(self.tracker.num_prompts)
+
+    def _refresh_weights(self, indices: IntArray) -> None:
+        """Recompute the weights (or bounds) of the distinct ``indices`` only, O(k log N) (eligible ones; others
+        stay 0)."""
+        if self._weights_stale or (self.config.score == "thompson" and not self._bounded):
+            return  # the next draw rebuilds every weight anyway (Thompson: fresh posterior draws)
+        indices = indices[self._eligible[indices]]
+        if indices.size == 0:
+            return
+        if self._bounded:
+            log_w = self._log_bounds(indices)
+            self._bound_log[indices] = log_w
+        else:
+            log_w = self.log_weights(indices)
+        if log_w.max() > self._shift + self._SHIFT_SLACK:
+            self._weights_stale = True
+            return
+        self.tree.update(indices, np.exp(log_w - self._shift))
+        if self.tree.total < 1e-250:
+            self._weights_stale = True
+
+    # ------------------------------------------------------------------ the step
+    def enter(self, phase: Phase, schedule: Schedule) -> None:
+        """Make the pool of ``phase``'s subset eligible (all weights rebuilt) when the subset changes or restarts."""
+        if self._tree_subset != phase.subset or phase.starts_iteration:
+            self._eligible[self._pool] = False
+            self._pool = schedule.subset(phase.subset)
+            self._eligible[self._pool] = True
+            self._tree_subset = phase.subset
+            self._weights_stale = True
+
+    def prepare(self) -> _ThompsonDraws | None:
+        """Bring the tree up to date before a training step's draws; returns the step's lazy Thompson draws (one
+        posterior draw per prompt, shared by redraws) when the pool is bounded and the score is ``thompson``."""
+        if self._bounded and not self._weights_stale:
+            # the observed prompts, and those whose bound's window the forgetting has used up
+            expired = self._expiry.pop_expired(self.tracker.log_scale)
+            self._refresh_weights(np.unique(np.concatenate([expired, *self._pending])))
+        self._pending = []
+        if self._weights_stale or (self.config.score == "thompson" and not self._bounded):
+            self._rebuild_weights()  # Thompson on a dense pool: fresh posterior draws every step
+        return _ThompsonDraws(self.tracker, self.rng) if self._bounded and self.config.score == "thompson" else None
+
+    def draw(self, thompson: _ThompsonDraws | None = None) -> IntArray:
+        """m distinct prompts by successive sampling from Eq. 14 (``thompson``: the step's posterior draws)."""
+        if self._bounded:
+            log_weights = self._pool_log_weights(thompson)
+
+            def log_acceptance(leaves: IntArray) -> FloatArray:
+                result: FloatArray = log_weights(leaves) - self._bound_log[leaves]
+                return result
+
+            prompts, self._acceptance = draw_distinct_thinned(
+                self.tree, self.batch_size, self.rng, log_acceptance, self._pool, log_weights, self._acceptance
+            )
+            return prompts
+        try:
+            return draw_distinct(self.tree, self.batch_size, self.rng)
+        except ValueError:
+            # Fewer than m eligible prompts have a weight above float64's underflow (only at extreme tau):
+            # draw exactly in log space instead.
+            return self._pool[gumbel_top_k(self.log_weights(self._pool), self.batch_size, self.rng)]
+
+    def observed(self, prompt_indices: IntArray, *, all_moved: bool) -> None:
+        """The posterior of ``prompt_indices`` changed (and, with ``all_moved``, every prompt's was forgotten)."""
+        if self._bounded:
+            self._pending.append(prompt_indices)  # refreshed with the expired ones at the next draw
+        elif all_moved:
+            self._weights_stale = True  # a dense pool: every weight moved
+        else:
+            self._refresh_weights(prompt_indices)
+
+    def pool_weights(self, pool: IntArray, subset: int, step: int) -> FloatArray:
+        """Unnormalised weights of Eq. 14 over ``pool`` (the eligible pool of ``subset``); O(pool). Never consumes
+        the generator: with Thompson draws (or a stale tree) they are recomputed with a throwaway generator seeded by
+        ``step``."""
+        synced = not self._bounded and self._tree_subset == subset and not self._weights_stale
+        if synced and self.tree.total > 0:
+            return self.tree.weights(pool)
+        log_w = self.log_weights(pool, rng=np.random.default_rng(step))
+        weights: FloatArray = np.exp(log_w - log_w.max())
+        return weights
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the per-prompt arrays (sum tree, pool membership, bounds)."""
+        return self.tree.nbytes + self._eligible.nbytes + self._bound_log.nbytes + self._expiry.key.nbytes
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """The generator and the weight bounds (history-dependent, so saved for an exact resume)."""
+        return {
+            "rng": copy.deepcopy(self.rng.bit_generator.state),
+            "bounds": self._bounds_state(),
+            "acceptance": self._acceptance,
+        }
+
+    def _bounds_state(self) -> dict[str, Any] | None:
+        """The weight bounds and their expiry (None: rebuilt at the next draw)."""
+        if not self._bounded or self._weights_stale or self._tree_subset is None:
+            return None
+        return {
+            "subset": self._tree_subset,
+            "shift": self._shift,
+            "log_bound": self._bound_log.copy(),
+            "expiry": self._expiry.key.copy(),
+            "pending": np.unique(np.concatenate([np.empty(0, dtype=np.int64), *self._pending])),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], schedule: Schedule) -> None:
+        """Restore from :meth:`state_dict`; exact weights are derived state, rebuilt at the next draw."""
+        self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+        self._tree_subset = None
+        self._weights_stale = True
+        self._bounded = False
+        self._pending = []
+        self._acceptance = float(state.get("acceptance", 1.0))
+        bounds = state.get("bounds")
+        if not self._volatile or bounds is None:
+            return
+        num_prompts = self.tracker.num_prompts
+        log_bound = np.array(bounds["log_bound"], dtype=np.float64)
+        if log_bound.shape != (num_prompts,):
+            raise ValueError(f"saved bounds have shape {log_bound.shape}, expected ({num_prompts},)")
+        self._bounded = True
+        self._eligible[self._pool] = False
+        self._tree_subset = int(bounds["subset"])
+        self._pool = schedule.subset(self._tree_subset)
+        self._eligible[self._pool] = True
+        self._allocate_bounds()
+        self._bound_log = log_bound
+        self._expiry.load(bounds["expiry"])
+        self._pending = [np.asarray(bounds["pending"], dtype=np.int64)]
+        self._shift = float(bounds["shift"])
+        weights = np.zeros(num_prompts)
+        weights[self._pool] = np.exp(log_bound[self._pool] - self._shift)
+        self.tree.rebuild(weights)  # the same leaves, so the same tree, as the saved run's
+        self._weights_stale = False

@@ -18,14 +18,14 @@ After the last iteration the iteration schedule starts again at subset 0 (a seco
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from cures_verl.config import ScheduleConfig
-from cures_verl.core._typing import IntArray
+from cures_verl.core._typing import FloatArray, IntArray
 
-__all__ = ["Phase", "Schedule"]
+__all__ = ["Phase", "Schedule", "StepPlan"]
 
 COLD_START = "cold_start"
 TRAIN = "train"
@@ -50,6 +50,34 @@ class Phase:
     kind: str
     index: int
     starts_iteration: bool
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What one step trains on.
+
+    Attributes:
+        step: Global 0-based step.
+        iteration: Global 0-based iteration of the schedule.
+        phase: ``cold_start`` or ``train``.
+        prompt_indices: Prompt ids, shape ``(m,)``, distinct, in draw order.
+        rollouts: Rollouts per prompt n_i, shape ``(m,)``; 0 for prompts dropped under ``zero_variance=drop``.
+        is_training: Whether the policy should be updated on this step's rollouts.
+        predicted_accuracy: Posterior mean of each prompt when it was drawn, shape ``(m,)``.
+    """
+
+    step: int
+    iteration: int
+    phase: str
+    prompt_indices: IntArray
+    rollouts: IntArray
+    is_training: bool
+    predicted_accuracy: FloatArray = field(repr=False)
+
+    @property
+    def total_rollouts(self) -> int:
+        """sum_i n_i."""
+        return int(self.rollouts.sum())
 
 
 class Schedule:
@@ -145,6 +173,11 @@ class Schedule:
     def steps_per_epoch(self) -> int | None:
         """Steps to go through every subset once (cold starts included); None when continuous."""
         return None if self.continuous else int(self._iteration_starts[-1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the per-prompt subset order (``shuffled`` and ``field`` splits; 0 for ``contiguous``)."""
+        return 0 if self._order is None else int(self._order.nbytes)
 
     def num_cold_start_steps(self, subset: int) -> int:
         """Cold-start steps of ``subset``."""

@@ -571,19 +571,20 @@ def _plan(config: DictConfig, cures: CuresConfig | None, data: _TrainData | None
     epochs = int(config.trainer.total_epochs)
     configured = OmegaConf.select(config, "trainer.total_training_steps", default=None)
     schedule = data.schedule
-    if schedule is not None and schedule.steps_per_epoch is not None:
-        steps_per_epoch = int(schedule.steps_per_epoch)
-    else:
-        steps_per_epoch = data.num_prompts // batch
-    if steps_per_epoch == 0:
+    if data.num_prompts // batch == 0:
         report.problems.append(
             f"{data.num_prompts} prompts make no full batch of data.train_batch_size={batch}; lower the batch size"
         )
         return
-    total = int(configured) if configured is not None else steps_per_epoch * epochs
-    if schedule is not None and schedule.steps_per_epoch is None and total > steps_per_epoch * epochs:
-        # CurES's continuous schedule has no epochs: the trainer stretches verl's epoch to total / total_epochs
-        steps_per_epoch = -(-total // epochs)
+    from cures_verl.verl_adapter.trainer import run_length
+
+    steps_per_epoch, total = run_length(
+        # plain verl (cures.enable=false) keeps its own epochs: like a fixed steps-per-epoch schedule, no stretching
+        schedule_steps_per_epoch=data.num_prompts // batch if schedule is None else schedule.steps_per_epoch,
+        dataset_steps_per_epoch=data.num_prompts // batch,
+        configured_total=configured,
+        total_epochs=epochs,
+    )
     steps = min(total, steps_per_epoch * epochs)
     if steps < total:
         report.problems.append(

@@ -45,7 +45,7 @@ from verl.utils.dataset.rl_dataset import collate_fn
 from verl.utils.debug import marked_timer
 
 from cures_verl.config import CuresConfig
-from cures_verl.core import CurriculumSampler, StepPlan, advantage_weights
+from cures_verl.core import CurriculumSampler, StepPlan, advantage_weights, rewards_to_outcomes, small_group_advantages
 from cures_verl.verl_adapter import metrics as cures_metrics
 from cures_verl.verl_adapter.hydra_config import cures_config_from
 from cures_verl.verl_adapter.priors import prior_accuracy_for
@@ -126,6 +126,21 @@ def check_trainer_config(config: DictConfig, cures: CuresConfig) -> None:
             "option only for now (it needs two generation rounds per step, which verl's V1 trainer does not do); "
             "set cures.sampler.screening_rollouts=0"
         )
+    if cures.allocation.advantage_baseline == "posterior":
+        # the posterior baseline replaces verl's GRPO outcome advantage (core_algos.py compute_grpo_outcome_advantage)
+        # on small groups; other estimators and a KL-shaped token reward have no per-rollout outcome to centre
+        if config.algorithm.adv_estimator != "grpo":
+            problems.append(
+                f"cures.allocation.advantage_baseline=posterior with algorithm.adv_estimator="
+                f"{config.algorithm.adv_estimator}: the posterior baseline replaces GRPO's group baseline only; set "
+                "algorithm.adv_estimator=grpo or cures.allocation.advantage_baseline=group"
+            )
+        if config.algorithm.get("use_kl_in_reward", False):
+            problems.append(
+                "cures.allocation.advantage_baseline=posterior with algorithm.use_kl_in_reward=true: the KL-shaped "
+                "token reward is not an outcome the posterior predicts; use the actor's KL loss "
+                "(actor_rollout_ref.actor.use_kl_loss=true) or cures.allocation.advantage_baseline=group"
+            )
     if problems:
         raise ValueError("CurES cannot run with these settings:\n  - " + "\n  - ".join(problems))
 
@@ -142,14 +157,39 @@ def _numeric(values: np.ndarray, key: str) -> np.ndarray:
 
 
 def _as_list(values: Any) -> list[Any]:
-    """A non-tensor column of a TensorDict as a list (tensordict returns a LinkedList, NonTensorStack or array)."""
+    """A non-tensor column of a TensorDict as a list (tensordict returns a LinkedList, NonTensorStack or array).
+
+    Read ``batch[key]`` through tensordict's public API: a private shortcut read the rows of a re-indexed stack in
+    their old order, which hid exactly the reordering the plan check exists to catch.
+    """
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
-def _column(batch: Any, key: str) -> list[Any]:
-    """``batch[key]`` as a list, through tensordict's public API (a private shortcut read the rows of a re-indexed
-    stack in their old order, which hid exactly the reordering the plan check exists to catch)."""
-    return _as_list(batch[key])
+def run_length(
+    *,
+    schedule_steps_per_epoch: int | None,
+    dataset_steps_per_epoch: int,
+    configured_total: int | None,
+    total_epochs: int,
+) -> tuple[int, int]:
+    """``(steps per epoch, total training steps)`` of a CurES run in verl's fit loop (trainer and pre-flight).
+
+    CurES's iteration schedule fixes the steps per epoch; otherwise verl's ``len(dataset) // batch`` holds. The total
+    is ``trainer.total_training_steps`` or steps per epoch x ``trainer.total_epochs``. The continuous schedule draws by
+    weight and has no epochs, but verl 0.9.1's fit() (trainer_base.py:467) also stops after ``total_epochs`` epochs:
+    the run would end early, silently, so its "epoch" is stretched to ``ceil(total / total_epochs)`` steps.
+
+    Example:
+        >>> run_length(schedule_steps_per_epoch=None, dataset_steps_per_epoch=10, configured_total=45, total_epochs=2)
+        (23, 45)
+        >>> run_length(schedule_steps_per_epoch=30, dataset_steps_per_epoch=10, configured_total=None, total_epochs=2)
+        (30, 60)
+    """
+    steps_per_epoch = dataset_steps_per_epoch if schedule_steps_per_epoch is None else int(schedule_steps_per_epoch)
+    total = steps_per_epoch * total_epochs if configured_total is None else int(configured_total)
+    if schedule_steps_per_epoch is None and total > steps_per_epoch * total_epochs:
+        steps_per_epoch = -(-total // total_epochs)
+    return steps_per_epoch, total
 
 
 def _rollout_counts_column(counts: list[int]) -> NonTensorStack:
@@ -293,16 +333,13 @@ class CuresTrainer(ProgressTrainer):
             subset_ids=subsets,
         )
         schedule = self.curriculum.schedule
-        epochs = int(self.config.trainer.total_epochs)
-        if schedule.steps_per_epoch is not None:
-            self.steps_per_epoch = schedule.steps_per_epoch
-            if self.config.trainer.total_training_steps is None:
-                self.total_training_steps = self.steps_per_epoch * epochs
-        elif self.total_training_steps > self.steps_per_epoch * epochs:
-            # The continuous schedule draws by weight and has no epochs, but verl 0.9.1's fit() (trainer_base.py:467)
-            # also stops after trainer.total_epochs passes of len(dataset) / batch steps: the run would end early,
-            # silently. Its length is trainer.total_training_steps, so an "epoch" becomes total / total_epochs steps.
-            self.steps_per_epoch = -(-self.total_training_steps // epochs)
+        # verl computed steps_per_epoch = len(dataloader) and total_training_steps (configured or per epoch x epochs)
+        self.steps_per_epoch, self.total_training_steps = run_length(
+            schedule_steps_per_epoch=schedule.steps_per_epoch,
+            dataset_steps_per_epoch=self.steps_per_epoch,
+            configured_total=self.config.trainer.total_training_steps,
+            total_epochs=int(self.config.trainer.total_epochs),
+        )
         self._set_optimizer_horizon(schedule.num_updates(self.total_training_steps))
         self.batch_sampler = CuresBatchSampler(self.curriculum, index, num_batches=self.steps_per_epoch)
         # num_workers=0: a worker process would prefetch batches, i.e. plan steps before the posterior saw the
@@ -406,14 +443,14 @@ class CuresTrainer(ProgressTrainer):
         plan = self.batch_sampler.current_plan
         if plan is None:
             raise RuntimeError("the CurES batch sampler yielded no plan; was the train dataloader replaced?")
-        got = np.asarray(_column(batch, "index"), dtype=np.int64)
+        got = np.asarray(_as_list(batch["index"]), dtype=np.int64)
         expected = self.batch_sampler.index.stable_ids[plan.prompt_indices]
         if not np.array_equal(got, expected):
             raise RuntimeError("the fetched batch does not hold the planned prompts (verl changed its data path?)")
         # V1 agent loop: n = prompt.pop("__rollout_n__", rollout.n) (verl 0.9.1 agent_loop_tq.py:114), what
         # tu.assign_non_tensor_stack(batch, "__rollout_n__", counts) would store, built faster
         batch["__rollout_n__"] = _rollout_counts_column(plan.rollouts.tolist())
-        uids = _column(batch, "uid")
+        uids = _as_list(batch["uid"])
         self._prompt_of_uid = {str(uid): int(p) for uid, p in zip(uids, plan.prompt_indices.tolist(), strict=True)}
         self._prompts_of_keys_cache = None
         self._step_plan = plan
@@ -462,23 +499,72 @@ class CuresTrainer(ProgressTrainer):
         else:
             batch = super()._compute_advantage(batch, metrics)
         plan = self._step_plan
-        if plan is None or self.cures_config.allocation.loss_weighting == "rollout":
+        alloc = self.cures_config.allocation
+        posterior = alloc.advantage_baseline == "posterior"
+        if plan is None or (alloc.loss_weighting == "rollout" and not posterior):
             return batch
         keys = self._real_keys(batch)
         if not keys:
             return batch
-        # Eq. 16 with the step's actual mean n: the factors average 1 over the step's rollouts
-        prompt_weights = advantage_weights(plan.rollouts)
-        # each row's prompt -> its position in the plan (prompt ids are distinct) -> its weight
-        order = np.argsort(plan.prompt_indices)
-        position = order[np.searchsorted(plan.prompt_indices[order], self._prompts_of_keys(keys))]
-        row_weights = prompt_weights[position].astype(np.float32)  # rounded as torch.tensor(list of floats) rounds
-        data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["advantages"])
-        # jagged rows [a_0 | a_1 ...] -> row r scaled by w_r, in one pass over the tokens
-        scaled = _scale_rows(data["advantages"], row_weights)
-        tq.kv_batch_put(keys=keys, partition_id=batch.partition_id, fields=tu.get_tensordict({"advantages": scaled}))
-        metrics[cures_metrics.key("alloc/advantage_weight_max")] = float(row_weights.max())
+        fields = ["advantages", "rm_scores", "response_mask"] if posterior else ["advantages"]
+        data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields)
+        advantages = data["advantages"]
+        if posterior:
+            advantages = self._posterior_baseline(keys, data, metrics)
+        if alloc.loss_weighting == "prompt":
+            # Eq. 16 with the step's actual mean n: the factors average 1 over the step's rollouts
+            prompt_weights = advantage_weights(plan.rollouts)
+            # each row's prompt -> its position in the plan (prompt ids are distinct) -> its weight
+            order = np.argsort(plan.prompt_indices)
+            position = order[np.searchsorted(plan.prompt_indices[order], self._prompts_of_keys(keys))]
+            row_weights = prompt_weights[position].astype(np.float32)  # as torch.tensor(list of floats) rounds
+            # jagged rows [a_0 | a_1 ...] -> row r scaled by w_r, in one pass over the tokens
+            advantages = _scale_rows(advantages, row_weights)
+            metrics[cures_metrics.key("alloc/advantage_weight_max")] = float(row_weights.max())
+        tq.kv_batch_put(
+            keys=keys, partition_id=batch.partition_id, fields=tu.get_tensordict({"advantages": advantages})
+        )
         return batch
+
+    def _posterior_baseline(self, keys: list[str], data: Any, metrics: dict) -> Any:
+        """verl's GRPO advantages with the rows of small groups replaced by posterior-baseline advantages
+        (cures.allocation.advantage_baseline=posterior; core/advantage.py). The posterior is the one before this
+        step's rewards: :meth:`step` observes them after verl's step, advantages included, has run."""
+        assert self.curriculum is not None
+        alloc, post = self.cures_config.allocation, self.cures_config.posterior
+        prompts = self._prompts_of_keys(keys)
+        # rm_scores holds the reward on the response's last token (pre-KL): the sum is the rollout's reward
+        outcomes = rewards_to_outcomes(_row_sums(data["rm_scores"]), post.reward_rule, post.reward_threshold)
+        alpha, beta = self.curriculum.tracker.alpha_beta(prompts)
+        chosen = small_group_advantages(
+            prompts,
+            outcomes,
+            alpha,
+            beta,
+            max_group_size=alloc.posterior_baseline_max_group,
+            scale=alloc.posterior_baseline_scale,
+        )
+        metrics[cures_metrics.key("alloc/posterior_baseline_share")] = float(chosen.rows.mean())
+        metrics[cures_metrics.key("alloc/posterior_baseline_all_equal_share")] = float(
+            chosen.all_equal.sum() / len(keys)
+        )
+        advantages, mask = data["advantages"], data["response_mask"]
+        if not torch.equal(advantages.offsets(), mask.offsets()):
+            raise RuntimeError("advantages and response_mask rows differ in length; verl's layout changed")
+        lengths = advantages.offsets().diff().cpu().numpy()
+        row_of_token = np.repeat(np.arange(len(keys)), lengths)
+        per_row = np.zeros(len(keys))
+        per_row[chosen.rows] = chosen.advantages
+        flat = advantages.values().detach().cpu().numpy()
+        # [GRPO's a_t | b_r * mask_t]: a chosen row's advantage on each of its response tokens, as verl's GRPO does
+        replaced = np.where(
+            chosen.rows[row_of_token],
+            (per_row[row_of_token] * mask.values().detach().cpu().numpy()).astype(flat.dtype),
+            flat,
+        )
+        return torch.nested.nested_tensor_from_jagged(
+            torch.from_numpy(replaced).to(advantages.values().device), offsets=advantages.offsets()
+        )
 
     def _skips_update(self) -> bool:
         return self._step_plan is not None and not self._step_plan.is_training

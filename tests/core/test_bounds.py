@@ -173,8 +173,7 @@ def test_lazy_thompson_draws_select_like_drawing_every_posterior_sample_first():
     """Thompson with thinning (a prompt's posterior sample drawn at its first proposal) against the eager scheme
     (every prompt's sample drawn, then successive sampling): the same law of the ordered selection (two-sample
     chi-square)."""
-    from cures_verl.core.curriculum import _ThompsonDraws
-    from cures_verl.core.sampling import draw_distinct
+    from cures_verl.core.sampling import _ThompsonDraws, draw_distinct
 
     k, m, tau = 5, 2, 0.1
     tracker = BetaAccuracyTracker(k)

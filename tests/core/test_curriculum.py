@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,17 +265,17 @@ def test_gradient_norm_statistics_survive_a_checkpoint():
         np.arange(1, 200, 2), rng.uniform(1, 100, 100), rng.uniform(1, 100, 100), np.ones(100)
     )
     state = pickle.loads(pickle.dumps(before.state_dict()))  # verl torch.save()s it with the dataloader
-    saved = before._grad_stats.copy()
+    saved = before.allocator.grad_stats.copy()
     reference = _steps_with_metrics(before, 0, 5, TRUTH)
     assert all(np.unique(plan.rollouts).size > 2 for plan, _ in reference)  # the statistics shape every allocation
     resumed = _sampler(**overrides)
     resumed.load_state_dict(state)
-    np.testing.assert_array_equal(resumed._grad_stats, saved)  # NaN where unknown, on both sides
+    np.testing.assert_array_equal(resumed.allocator.grad_stats, saved)  # NaN where unknown, on both sides
     for (plan, _), (want, _) in zip(_steps_with_metrics(resumed, 0, 5, TRUTH), reference, strict=True):
         np.testing.assert_array_equal(plan.rollouts, want.rollouts)
         np.testing.assert_array_equal(plan.prompt_indices, want.prompt_indices)
     # a sampler that lost them cannot allocate
-    lost = dict(state, grad_stats=None)
+    lost = dict(state, allocator={"grad_stats": None})
     blank = _sampler(**overrides)
     blank.load_state_dict(lost)
     with pytest.raises(ValueError, match="no gradient-norm statistics"):
@@ -339,3 +341,49 @@ def test_resume_ignores_where_records_go_but_not_algorithm_settings():
     _sampler(dump_dir="/runs/b").load_state_dict(state)  # a different dump directory is fine
     with pytest.raises(ValueError, match=r"allocation\.min_per_prompt"):
         _sampler(dump_dir="/runs/a", allocation={"min_per_prompt": 3}).load_state_dict(state)
+
+
+FORMAT1 = Path(__file__).resolve().parents[1] / "fixtures" / "sampler_state_format1.pkl"
+
+
+@pytest.mark.parametrize("case", ["recommended_bounded", "paper_continuous_gradient_norms"])
+def test_a_state_saved_before_the_split_resumes_with_the_plans_that_followed_it(case):
+    """tests/fixtures/sampler_state_format1.pkl was written by the unsplit sampler (state format 1, commit 6eab1bb):
+    60 prompts, m=6, n=8, 13 steps of rewards drawn with default_rng(t) < default_rng(3).random(60), the state, then
+    the plans of steps 13..20. A run saved then must resume here with exactly those plans."""
+    saved = pickle.loads(FORMAT1.read_bytes())[case]
+    assert saved["state"]["format"] == 1
+    truth = np.random.default_rng(3).random(60)
+    sampler = CurriculumSampler(
+        60, batch_size=6, rollouts_per_prompt=8, config=preset_config(saved["preset"], saved["overrides"])
+    )
+    if saved["dense_pool_max"] is not None:
+        sampler.dense_pool_max = saved["dense_pool_max"]
+    sampler.load_state_dict(saved["state"])
+    assert sampler.step == 13
+    for t, (prompts, rollouts) in enumerate(zip(saved["prompts"], saved["rollouts"], strict=True), start=13):
+        plan = sampler.plan_step()
+        assert plan.prompt_indices.tolist() == prompts and plan.rollouts.tolist() == rollouts, t
+        ids = np.repeat(plan.prompt_indices, plan.rollouts)
+        sampler.observe(ids, (np.random.default_rng(t).random(ids.size) < truth[ids]).astype(float))
+    state = sampler.state_dict()
+    assert state["format"] == 2 and {"tracker", "timeline", "policy", "allocator"} <= state.keys()
+
+
+def test_load_refuses_an_unknown_state_format():
+    state = _sampler().state_dict()
+    for version in (None, 0, 3):
+        with pytest.raises(ValueError, match=rf"unsupported sampler state format {version!r}.*formats 1 and 2"):
+            _sampler().load_state_dict(dict(state, format=version))
+
+
+def test_a_state_saved_before_a_key_existed_resumes_when_the_key_keeps_its_default():
+    config = preset_config("paper")
+    sampler = CurriculumSampler(240, batch_size=8, rollouts_per_prompt=4, config=config)
+    sampler.observe(sampler.plan_step().prompt_indices.repeat(1), np.zeros(8))
+    state = sampler.state_dict()
+    del state["config"]["allocation"]["advantage_baseline"]  # as written before the key was added
+    CurriculumSampler(240, batch_size=8, rollouts_per_prompt=4, config=config).load_state_dict(state)
+    changed = preset_config("paper", {"allocation": {"advantage_baseline": "posterior"}})
+    with pytest.raises(ValueError, match=r"allocation.advantage_baseline': \('group', 'posterior'\)"):
+        CurriculumSampler(240, batch_size=8, rollouts_per_prompt=4, config=changed).load_state_dict(state)

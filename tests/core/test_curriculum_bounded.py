@@ -16,7 +16,7 @@ import pytest
 
 from cures_verl.config import preset_config
 from cures_verl.core.curriculum import CurriculumSampler
-from cures_verl.core.sampling import prompt_temperatures
+from cures_verl.core.sampling import SamplingPolicy, prompt_temperatures
 
 TRUTH = np.random.default_rng(11).random(300)
 
@@ -60,17 +60,17 @@ def _step(sampler, step, truth=TRUTH):
 def test_every_bound_holds_whenever_the_sampler_draws(variant, monkeypatch):
     sampler = _sampler(*VARIANTS[variant])
     checked = []
-    original = CurriculumSampler._draw
+    original = SamplingPolicy.draw
 
     def checked_draw(self, thompson=None):
         pool = self._pool
-        s = self.config.sampler
+        s = self.config
         if s.score == "thompson":  # the weight is random: its largest value 0.5 / tau must be covered
             exact = 0.5 / np.broadcast_to(
                 prompt_temperatures(self.tracker, pool, s.temperature, s.temperature_rule), pool.shape
             )
         else:
-            exact = self._log_weights(pool)
+            exact = self.log_weights(pool)
         assert self._bounded
         assert np.all(exact <= self._bound_log[pool]), variant
         leaves = self.tree.weights(pool)
@@ -78,7 +78,7 @@ def test_every_bound_holds_whenever_the_sampler_draws(variant, monkeypatch):
         checked.append(pool.size)
         return original(self, thompson)
 
-    monkeypatch.setattr(CurriculumSampler, "_draw", checked_draw)
+    monkeypatch.setattr(SamplingPolicy, "draw", checked_draw)
     for step in range(60):
         _step(sampler, step)
     assert len(checked) >= 10  # the training steps drew
@@ -131,16 +131,17 @@ def test_bounded_draws_follow_eq14_of_the_current_posterior(variant):
     truth = np.array([0.05, 0.5, 0.9, 0.3, 0.7])
     for step in range(12):
         _step(sampler, step, truth)
-    expired = sampler._expiry.pop_expired(sampler.tracker.log_scale)
-    sampler._refresh_weights(np.unique(np.concatenate([expired, *sampler._pending])))  # what plan_step does first
-    sampler._pending = []
-    assert sampler._bounded and sampler.tracker.log_scale < 0
-    log_w = sampler._log_weights(np.arange(5))
+    policy = sampler.policy
+    expired = policy._expiry.pop_expired(sampler.tracker.log_scale)
+    policy._refresh_weights(np.unique(np.concatenate([expired, *policy._pending])))  # what plan_step does first
+    policy._pending = []
+    assert policy._bounded and sampler.tracker.log_scale < 0
+    log_w = policy.log_weights(np.arange(5))
     sequences, law = _exact_law(np.exp(log_w - log_w.max()), 2)
     runs = 6000
     counts = {}
     for _ in range(runs):
-        key = tuple(sampler._draw().tolist())
+        key = tuple(policy.draw().tolist())
         counts[key] = counts.get(key, 0) + 1
     observed = np.array([counts.get(s, 0) for s in sequences], dtype=float)
     expected = law * runs
@@ -165,6 +166,6 @@ def test_bounded_and_dense_samplers_learn_the_same_posterior_from_the_same_rollo
         assert got.keys() == want.keys()
         for key in got:
             assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12, nan_ok=True), key
-    assert bounded._bounded and not dense._bounded
+    assert bounded.policy._bounded and not dense.policy._bounded
     np.testing.assert_allclose(bounded.tracker.alpha(), dense.tracker.alpha(), rtol=1e-12)
     np.testing.assert_allclose(bounded.tracker.beta(), dense.tracker.beta(), rtol=1e-12)

@@ -29,11 +29,14 @@ def _batch(n: int = 6):
     )
 
 
-def test_columns_read_directly_equal_tensordicts_own_lists():
+def test_columns_read_as_lists_hold_the_collated_values_in_row_order():
     batch = _batch()
-    for key in ("index", "uid", "raw_prompt"):
-        assert trainer_module._column(batch, key) == trainer_module._as_list(batch[key])
-    assert trainer_module._column({"uid": ["a", "b"]}, "uid") == ["a", "b"]  # not a TensorDict: the plain path
+    assert trainer_module._as_list(batch["index"]) == [7 * i + 3 for i in range(6)]
+    assert trainer_module._as_list(batch["uid"]) == [f"u-{i}" for i in range(6)]
+    assert trainer_module._as_list(batch["raw_prompt"])[4] == [{"role": "user", "content": "4"}]
+    reordered = batch[torch.tensor([5, 0, 3])]  # a re-indexed batch reads in its new order
+    assert trainer_module._as_list(reordered["index"]) == [38, 3, 24]
+    assert trainer_module._as_list(["a", "b"]) == ["a", "b"]  # not a TensorDict column: the plain path
 
 
 def test_the_rollout_count_column_reads_like_verls_own():

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 # the core's average ranks and correlation: one implementation of Spearman's rank correlation
-from cures_verl.core.curriculum import _pearson, _ranks
+from cures_verl.core.report import average_ranks, pearson
 from cures_verl.experiments.curriculum.simulator import FloatArray, IntArray, Learner
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def spearman(x: FloatArray, y: FloatArray) -> float:
         raise ValueError(f"spearman needs samples of equal length, got {a.size} and {b.size}")
     if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan
-    return _pearson(_ranks(a), _ranks(b))
+    return pearson(average_ranks(a), average_ranks(b))
 
 
 class Environment:

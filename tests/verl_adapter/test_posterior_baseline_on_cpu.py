@@ -1,0 +1,107 @@
+"""cures.allocation.advantage_baseline=posterior on a real CuresTrainer: verl's real GRPO advantage path runs, then the
+small groups' rows are replaced by posterior-baseline advantages (core/advantage.py) and Eq. 16 is applied on top
+(TransferQueue replaced by an in-memory store: tests/verl_adapter/conftest.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("verl")
+
+from cures_verl.core import advantage_weights  # noqa: E402
+from cures_verl.core.advantage import posterior_advantages  # noqa: E402
+
+
+def _grpo(rewards: np.ndarray) -> np.ndarray:
+    if rewards.std() == 0:
+        return np.zeros_like(rewards)
+    return (rewards - rewards.mean()) / (rewards.std(ddof=1) + 1e-6)
+
+
+def _expected(plan, prompts_before, alpha, beta, rewards, max_group, loss_weighting="prompt"):
+    """Per rollout: the posterior advantage for groups of <= max_group rollouts, GRPO's otherwise, times Eq. 16."""
+    weights = advantage_weights(plan.rollouts) if loss_weighting == "prompt" else np.ones(plan.rollouts.size)
+    out, start = [], 0
+    for g, n in enumerate(plan.rollouts):
+        group = rewards[start : start + n]
+        if n <= max_group:
+            adv = posterior_advantages(group, np.zeros(n, dtype=np.int64), alpha[[g]], beta[[g]])
+        else:
+            adv = _grpo(group)
+        out.extend((adv * weights[g]).tolist())
+        start += n
+    return np.array(out)
+
+
+def _run(trainer, kv_store, rewards_of, max_group, loss_weighting="prompt"):
+    trainer.global_steps += 1
+    uids = [str(uid) for uid in trainer._fetch_one_gen_batch()["uid"]]
+    plan = trainer._step_plan
+    alpha, beta = trainer.curriculum.tracker.alpha_beta(plan.prompt_indices)
+    prompts = np.repeat(plan.prompt_indices, plan.rollouts)
+    rewards = np.asarray(rewards_of(prompts), dtype=float)
+    lengths = [1 + k % 3 for k in range(prompts.size)]
+    meta = kv_store.put_rollouts(uids, plan.rollouts.tolist(), rewards.tolist(), lengths)
+    metrics: dict = {}
+    trainer._compute_advantage(meta, metrics)
+    written = kv_store.field(meta.keys, "advantages")
+    expected = _expected(plan, prompts, alpha, beta, rewards, max_group, loss_weighting)
+    for row, value, length in zip(written, expected, lengths, strict=True):
+        assert row.shape == (length,)
+        np.testing.assert_allclose(row.numpy(), value, rtol=1e-5, atol=1e-6)
+    metrics.update(trainer._observe(meta))
+    return plan, rewards, metrics
+
+
+@pytest.mark.parametrize("loss_weighting", ["prompt", "rollout"])
+def test_small_groups_get_posterior_advantages_and_the_rest_grpos(make_trainer, kv_store, tmp_path, loss_weighting):
+    trainer = make_trainer(
+        tmp_path,
+        "cures.allocation.advantage_baseline=posterior",
+        "cures.allocation.posterior_baseline_max_group=3",
+        f"cures.allocation.loss_weighting={loss_weighting}",
+    )
+    trainer.global_steps = 0
+
+    def rewards_of(prompts):  # prompts 0-3 always right, 4-7 always wrong, the rest alternate
+        alternate = np.arange(prompts.size) % 2 == 0
+        return np.where(prompts < 4, 1.0, np.where(prompts < 8, 0.0, alternate))
+
+    # two cold-start steps of 2 rollouts a prompt: every group is small, all-equal groups get a signal
+    shares = []
+    for _ in range(2):
+        plan, rewards, metrics = _run(trainer, kv_store, rewards_of, 3, loss_weighting)
+        assert plan.phase == "cold_start" and (plan.rollouts == 2).all()
+        assert metrics["cures/alloc/posterior_baseline_share"] == 1.0
+        equal = [rewards_of(np.array([p, p])) for p in plan.prompt_indices]
+        share = sum(2 for pair in equal if pair[0] == pair[1]) / plan.rollouts.sum()
+        assert metrics["cures/alloc/posterior_baseline_all_equal_share"] == pytest.approx(share)
+        shares.append(share)
+    assert max(shares) > 0  # the cold start covers prompts 0-7, whose groups are all-equal
+    # training steps: uneven groups; the posterior now knows the prompts, both kinds of group occur
+    seen_sizes: set[int] = set()
+    for _ in range(4):
+        plan, _, metrics = _run(trainer, kv_store, rewards_of, 3, loss_weighting)
+        assert plan.phase == "train"
+        seen_sizes.update(plan.rollouts.tolist())
+        small = plan.rollouts[plan.rollouts <= 3].sum() / plan.rollouts.sum()
+        assert metrics["cures/alloc/posterior_baseline_share"] == pytest.approx(small)
+    assert min(seen_sizes) <= 3 < max(seen_sizes), seen_sizes
+
+
+def test_the_posterior_baseline_is_refused_where_there_is_no_outcome_to_centre(make_trainer, tmp_path):
+    from cures_verl.verl_adapter.trainer import check_trainer_config
+
+    trainer = make_trainer(tmp_path, "cures.allocation.advantage_baseline=posterior")
+    check_trainer_config(trainer.config, trainer.cures_config)  # GRPO, no KL in the reward: accepted
+    from omegaconf import open_dict
+
+    with open_dict(trainer.config):
+        trainer.config.algorithm.adv_estimator = "gae"
+        trainer.config.algorithm.use_kl_in_reward = True
+    with pytest.raises(ValueError) as error:
+        check_trainer_config(trainer.config, trainer.cures_config)
+    assert "algorithm.adv_estimator=gae" in str(error.value)
+    assert "algorithm.use_kl_in_reward=true" in str(error.value)
