@@ -38,6 +38,7 @@ __all__ = [
     "preset_values",
     "config_from_overrides",
     "flatten_keys",
+    "changed_keys",
 ]
 
 RewardRule = Literal["binary", "threshold", "fractional"]
@@ -393,9 +394,8 @@ class CuresConfig:
 
     def differences_from_preset(self) -> dict[str, tuple[Any, Any]]:
         """Flat ``{"sampler.temperature": (preset_value, value)}`` for every key that differs from the preset."""
-        base = flatten_keys(preset_config(self.preset).to_dict())
-        mine = flatten_keys(self.to_dict())
-        return {k: (base[k], v) for k, v in mine.items() if base.get(k) != v and k != "preset"}
+        changed = changed_keys(preset_config(self.preset).to_dict(), self.to_dict())
+        return {key: values for key, values in changed.items() if key != "preset"}
 
     def describe(self) -> str:
         """The effective config as one block for the start-up log.
@@ -512,6 +512,19 @@ def flatten_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def changed_keys(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{key: (before, after)}`` for every key whose value differs between two nested config mappings, in key order
+    (a key missing on one side reads as None there).
+
+    Example:
+        >>> changed_keys({"sampler": {"temperature": 0.1}, "seed": 0}, {"sampler": {"temperature": 0.3}, "seed": 0})
+        {'sampler.temperature': (0.1, 0.3)}
+    """
+    old, new = flatten_keys(before), flatten_keys(after)
+    keys = sorted(old.keys() | new.keys())
+    return {key: (old.get(key), new.get(key)) for key in keys if old.get(key) != new.get(key)}
 
 
 def _apply(obj: _T, overrides: Mapping[str, Any], prefix: str) -> _T:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from cures_verl.config import CuresConfig, flatten_keys
+from cures_verl.config import CuresConfig, changed_keys, flatten_keys
 from cures_verl.core._typing import FloatArray, IntArray
 from cures_verl.core.allocation import RolloutAllocator
 from cures_verl.core.difficulty import BetaAccuracyTracker
@@ -312,14 +312,10 @@ class CurriculumSampler:
                     f"checkpoint was saved with {key}={state[key]} but this run has {getattr(self, key)}; "
                     "resume with the same data and batch settings"
                 )
-        saved, current = flatten_keys(dict(state["config"])), flatten_keys(self.config.to_dict())
         # a key added after the state was saved ran with its default then: missing keys compare as the default
-        saved = {**flatten_keys(CuresConfig().to_dict()), **saved}
-        diff = {
-            key: (saved.get(key), current.get(key))
-            for key in sorted(set(saved) | set(current))
-            if saved.get(key) != current.get(key) and key not in _RESUME_IGNORED_KEYS
-        }
+        saved = {**flatten_keys(CuresConfig().to_dict()), **flatten_keys(dict(state["config"]))}
+        changed = changed_keys(saved, self.config.to_dict())
+        diff = {key: values for key, values in changed.items() if key not in _RESUME_IGNORED_KEYS}
         if diff:
             raise ValueError(f"checkpoint was saved with a different cures config: {diff}; resume with the same config")
         self.tracker.load_state_dict(state["tracker"])
