@@ -419,6 +419,7 @@ class Learner:
         group_ids: IntArray,
         rewards: FloatArray,
         loss_weights: FloatArray | None = None,
+        advantages: FloatArray | None = None,
     ) -> FloatArray:
         """Gradient of the GRPO loss -sum_j w_j A_j log pi(y_j) / R with respect to the flat parameters.
 
@@ -429,13 +430,17 @@ class Learner:
             group_ids: Group of every rollout, shape ``(R,)`` (GRPO statistics are per group).
             rewards: 0/1 reward of every rollout, shape ``(R,)``.
             loss_weights: Per-rollout loss weights w, shape ``(R,)``; None = all ones.
+            advantages: Advantages A_j to use, shape ``(R,)``; None = verl's GRPO advantage of the groups.
 
         Returns:
             The gradient, shape ``(num_clusters + num_prompts,)``.
         """
         ids = np.asarray(prompt_ids, dtype=np.int64)
         r = np.asarray(rewards, dtype=np.float64)
-        advantages = grpo_advantages(group_ids, r)
+        if advantages is None:
+            advantages = grpo_advantages(group_ids, r)
+        elif np.shape(advantages) != ids.shape:
+            raise ValueError("advantages must have one entry per rollout")
         if loss_weights is not None:
             advantages = advantages * np.asarray(loss_weights, dtype=np.float64)
         per_rollout = -advantages * (r - self.accuracy(ids)) / max(ids.size, 1)
@@ -454,8 +459,10 @@ class Learner:
         group_ids: IntArray,
         rewards: FloatArray,
         loss_weights: FloatArray | None = None,
+        advantages: FloatArray | None = None,
     ) -> UpdateStats:
-        """One optimiser step on the GRPO loss of these rollouts (see :meth:`gradient`).
+        """One optimiser step on the GRPO loss of these rollouts (see :meth:`gradient`; ``advantages`` replaces
+        verl's GRPO advantage, e.g. by posterior-baseline ones).
 
         Returns:
             What the update trained on.
@@ -470,7 +477,7 @@ class Learner:
             raise ValueError("an update needs non-empty prompt_ids, group_ids and rewards of the same length")
         if loss_weights is not None and np.asarray(loss_weights).shape != ids.shape:
             raise ValueError("loss_weights must have one entry per rollout")
-        grad = self.gradient(ids, groups, r, loss_weights)
+        grad = self.gradient(ids, groups, r, loss_weights, advantages)
         self.optimizer.step(self.params, grad)
         self.num_updates += 1
         _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)

@@ -11,6 +11,7 @@ import pytest
 MODULES = [
     "cures_verl.experiments.curriculum.simulator",
     "cures_verl.experiments.curriculum.overhead",
+    "cures_verl.experiments.curriculum.posterior_advantage",
 ]
 
 
