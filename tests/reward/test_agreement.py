@@ -28,6 +28,7 @@ REQUIRED_FAMILIES = {
     "adversarial",
     "bad_gold",
     "mixed",
+    "text_words",
 }
 
 
