@@ -16,6 +16,7 @@ has 83 rows, which suggests ``AI-MO/aimo-validation-amc`` rather than the 40 AMC
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cures_verl.data.schema import lookup
 
@@ -61,30 +62,10 @@ class DatasetSpec:
         return "pass@1" if self.num_samples == 1 else f"avg@{self.num_samples}"
 
 
-def _benchmark(
-    name: str,
-    hf_path: str,
-    table_column: str,
-    num_samples: int,
-    expected_rows: int,
-    *,
-    hf_split: str = "test",
-    hf_config: str | None = None,
-    source_format: str = "qa",
-    id_column: str | None = None,
-) -> DatasetSpec:
+def _benchmark(name: str, hf_path: str, column: str, samples: int, rows: int, **fields: Any) -> DatasetSpec:
     """An evaluation benchmark of the paper's Table 1 (its Hub ``test`` split unless ``hf_split`` says otherwise)."""
-    return DatasetSpec(
-        name=name,
-        hf_path=hf_path,
-        hf_config=hf_config,
-        hf_split=hf_split,
-        source_format=source_format,
-        table_column=table_column,
-        num_samples=num_samples,
-        expected_rows=expected_rows,
-        id_column=id_column,
-    )
+    fields = {"hf_split": "test", **fields, "table_column": column, "num_samples": samples, "expected_rows": rows}
+    return DatasetSpec(name=name, hf_path=hf_path, **fields)
 
 
 _SPECS = [
