@@ -3,11 +3,14 @@
 The reward compares a model's final answer with ``reward_model.ground_truth``; this module turns a
 reference solution into that ground truth:
 
-* MATH-style solutions (MATH, MATH500, Numina without an answer column): the content of the **last**
-  ``\\boxed{...}`` (or ``\\fbox{...}``), read with balanced braces so nested groups such as
-  ``\\boxed{\\frac{1}{2}}`` come out whole. verl's ``last_boxed_only_string`` does the same for the
-  braced form; we also skip escaped braces (``\\{``, ``\\}``) when counting, and return ``None``
-  instead of a truncated answer when the group never closes.
+* MATH-style solutions (MATH, Numina without an answer column): :func:`solution_answer`. One answer (one box,
+  or the same box repeated) is the content of the **last** ``\\boxed{...}`` (or ``\\fbox{...}``,
+  :func:`last_boxed_content`), read with balanced braces so nested groups such as ``\\boxed{\\frac{1}{2}}``
+  come out whole. verl's ``last_boxed_only_string`` does the same for the braced form; we also skip escaped
+  braces (``\\{``, ``\\}``) when counting, and return ``None`` instead of a truncated answer when the group
+  never closes. Several different boxes are a multi-answer gold when they form the solution's final answer
+  group (the reward's rule for responses: boxes separated only by connectors such as ``,``, "and", ``x =``),
+  and an ambiguous row otherwise (:class:`AmbiguousAnswerError`).
 * GSM8K: the text after the ``####`` marker, with thousands separators removed (``1,000`` -> ``1000``).
 
 Every function here is pure string processing (no regex backtracking on long inputs).
@@ -15,7 +18,16 @@ Every function here is pure string processing (no regex backtracking on long inp
 
 from __future__ import annotations
 
-__all__ = ["last_boxed_content", "gsm8k_final_answer", "strip_math_delimiters"]
+from cures_verl.reward.boxes import box_contents, matching_brace
+from cures_verl.reward.extraction import find_answer_boxes
+
+__all__ = [
+    "AmbiguousAnswerError",
+    "last_boxed_content",
+    "solution_answer",
+    "gsm8k_final_answer",
+    "strip_math_delimiters",
+]
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 
@@ -76,21 +88,60 @@ def last_boxed_content(text: str) -> str | None:
         return "".join(token).strip() if token else None
     if pos >= len(text) or text[pos] != "{":
         return None
-    depth = 0
-    i = pos
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2  # skip the escaped character, e.g. "\{" or "\\"
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return text[pos + 1 : i].strip()
-        i += 1
-    return None
+    end = matching_brace(text, pos)
+    return None if end is None else text[pos + 1 : end].strip()
+
+
+class AmbiguousAnswerError(ValueError):
+    """A reference solution boxes several different answers that are not one final answer group."""
+
+
+def solution_answer(solution: str) -> str | None:
+    r"""The ground truth of a reference solution that boxes its answer(s) (MATH, Numina without an answer column).
+
+    * One answer, or the same one boxed several times: the content of the last box (:func:`last_boxed_content`).
+    * Several different boxed answers that together form the solution's final answer group (the last box and the
+      boxes before it that only connectors separate: ``,``, "and"/"or", ``x =``, ``(2)``..., the rule the reward
+      applies to responses, :func:`cures_verl.reward.extraction.find_answer_boxes`): a multi-answer gold written
+      as those boxes, ``\boxed{2}, \boxed{-3}``. The reward reads a gold holding boxes as all their arguments
+      together (docs/reward.md, "Several answers").
+    * Different boxed answers separated by text (an intermediate result boxed before the final answer, or a
+      multi-part problem answered part by part): which of them the gold is cannot be told, so
+      :class:`AmbiguousAnswerError` is raised.
+
+    Returns:
+        The ground truth, ``""`` for an empty last box, or ``None`` if there is no box or the last one never
+        closes.
+
+    Raises:
+        AmbiguousAnswerError: If different boxed answers are separated by text; the message shows them.
+
+    Example:
+        >>> solution_answer(r"Thus $x = \boxed{2}$ or $x = \boxed{-3}$.")
+        '\\boxed{2}, \\boxed{-3}'
+        >>> try:
+        ...     solution_answer(r"so $a = \boxed{4}$. Check: $4 + 1 = \boxed{5}$")
+        ... except AmbiguousAnswerError as exc:
+        ...     print(str(exc)[:57])
+        2 different \boxed{} answers separated by text ('4', '5')
+    """
+    last = last_boxed_content(solution)
+    if not last:
+        return last
+    answers = list(dict.fromkeys(content.strip() for content in box_contents(solution, limit=10**6) or ()))
+    answers = [answer for answer in answers if answer]
+    if len(answers) <= 1:
+        return last
+    group = find_answer_boxes(solution, max_chars=len(solution), max_boxes=len(answers) + 1).group
+    final = list(dict.fromkeys(content.strip() for content in group if content.strip()))
+    if set(answers) <= set(final):
+        return ", ".join(f"\\boxed{{{answer}}}" for answer in final)
+    shown = ", ".join(repr(answer if len(answer) <= 40 else answer[:37] + "...") for answer in answers[:6])
+    raise AmbiguousAnswerError(
+        f"{len(answers)} different \\boxed{{}} answers separated by text ({shown}): an intermediate result or a "
+        "multi-part problem, so the ground truth is ambiguous; give the row an answer column, or box only the "
+        "final answer(s), next to each other"
+    )
 
 
 def gsm8k_final_answer(solution: str) -> str | None:

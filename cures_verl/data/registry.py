@@ -16,6 +16,9 @@ has 83 rows, which suggests ``AI-MO/aimo-validation-amc`` rather than the 40 AMC
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from cures_verl.data.schema import lookup
 
 __all__ = ["DatasetSpec", "DATASETS", "TABLE1_BENCHMARKS", "NUMINA_NUM_SUBSETS", "get_dataset", "numina_subset_path"]
 
@@ -59,6 +62,12 @@ class DatasetSpec:
         return "pass@1" if self.num_samples == 1 else f"avg@{self.num_samples}"
 
 
+def _benchmark(name: str, hf_path: str, column: str, samples: int, rows: int, **fields: Any) -> DatasetSpec:
+    """An evaluation benchmark of the paper's Table 1 (its Hub ``test`` split unless ``hf_split`` says otherwise)."""
+    fields = {"hf_split": "test", **fields, "table_column": column, "num_samples": samples, "expected_rows": rows}
+    return DatasetSpec(name=name, hf_path=hf_path, **fields)
+
+
 _SPECS = [
     # training data
     DatasetSpec(
@@ -83,68 +92,14 @@ _SPECS = [
         name="deepscaler", hf_path="agentica-org/DeepScaleR-Preview-Dataset", source_format="deepscaler", split="train"
     ),
     # evaluation benchmarks, in Table 1 order
-    DatasetSpec(
-        name="math500",
-        hf_path="HuggingFaceH4/MATH-500",
-        hf_split="test",
-        source_format="qa",
-        table_column="MATH500",
-        num_samples=1,
-        expected_rows=500,
-        id_column="unique_id",
-    ),
-    DatasetSpec(
-        name="gsm8k",
-        hf_path="openai/gsm8k",
-        hf_config="main",
-        hf_split="test",
-        source_format="gsm8k",
-        table_column="GSM8K",
-        num_samples=1,
-        expected_rows=1319,
-    ),
-    DatasetSpec(
-        name="gaokao2023en",
-        hf_path="MARIO-Math-Reasoning/Gaokao2023-Math-En",
-        table_column="GAO23",
-        num_samples=1,
-        expected_rows=385,
-    ),
-    DatasetSpec(
-        name="minerva_math",
-        hf_path="math-ai/minervamath",
-        hf_split="test",
-        table_column="MINERVA",
-        num_samples=1,
-        expected_rows=272,
-    ),
-    DatasetSpec(
-        name="olympiadbench",
-        hf_path="math-ai/olympiadbench",
-        hf_split="test",
-        table_column="OLYM",
-        num_samples=1,
-        expected_rows=675,
-    ),
-    DatasetSpec(
-        name="aime24",
-        hf_path="HuggingFaceH4/aime_2024",
-        table_column="AIME24",
-        num_samples=16,
-        expected_rows=30,
-        id_column="id",
-    ),
-    DatasetSpec(
-        name="aime25",
-        hf_path="math-ai/aime25",
-        hf_split="test",
-        table_column="AIME25",
-        num_samples=16,
-        expected_rows=30,
-    ),
-    DatasetSpec(
-        name="amc23", hf_path="math-ai/amc23", hf_split="test", table_column="AMC23", num_samples=16, expected_rows=40
-    ),
+    _benchmark("math500", "HuggingFaceH4/MATH-500", "MATH500", 1, 500, id_column="unique_id"),
+    _benchmark("gsm8k", "openai/gsm8k", "GSM8K", 1, 1319, hf_config="main", source_format="gsm8k"),
+    _benchmark("gaokao2023en", "MARIO-Math-Reasoning/Gaokao2023-Math-En", "GAO23", 1, 385, hf_split="train"),
+    _benchmark("minerva_math", "math-ai/minervamath", "MINERVA", 1, 272),
+    _benchmark("olympiadbench", "math-ai/olympiadbench", "OLYM", 1, 675),
+    _benchmark("aime24", "HuggingFaceH4/aime_2024", "AIME24", 16, 30, hf_split="train", id_column="id"),
+    _benchmark("aime25", "math-ai/aime25", "AIME25", 16, 30),
+    _benchmark("amc23", "math-ai/amc23", "AMC23", 16, 40),
 ]
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
@@ -163,10 +118,7 @@ def get_dataset(name: str) -> DatasetSpec:
         >>> get_dataset("aime24").metric, get_dataset("math500").metric
         ('avg@16', 'pass@1')
     """
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
+    return lookup(DATASETS, name, "dataset")
 
 
 def numina_subset_path(subset: int) -> str:

@@ -39,7 +39,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -55,6 +55,8 @@ __all__ = [
     "arrow_schema",
     "validate_prepared_rows",
 ]
+
+T = TypeVar("T")
 
 DATA_SOURCE_PREFIX = "cures-"
 ABILITY = "math"
@@ -289,6 +291,22 @@ def validate_prepared_rows(rows: Sequence[Mapping[str, Any]], *, source: str = "
                     BadRow(source, position, "extra_info.index", f"must equal the row position {position}", str(index))
                 )
     return bad
+
+
+def lookup(table: Mapping[str, T], name: str, kind: str) -> T:
+    """Return ``table[name]``: the one lookup of datasets, source formats and prompt templates by name.
+
+    Raises:
+        ValueError: If ``name`` is unknown: ``unknown <kind> <name>; choose one of: <the names, in table order>``.
+
+    Example:
+        >>> lookup({"a": 1, "b": 2}, "b", "letter")
+        2
+    """
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of: {', '.join(table)}") from None
 
 
 def is_missing(value: object) -> bool:

@@ -22,10 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
-from cures_verl.data.answers import gsm8k_final_answer, last_boxed_content, strip_math_delimiters
-from cures_verl.data.schema import is_missing, short_repr
+from cures_verl.data.answers import (
+    AmbiguousAnswerError,
+    gsm8k_final_answer,
+    last_boxed_content,
+    solution_answer,
+    strip_math_delimiters,
+)
+from cures_verl.data.schema import is_missing, lookup, short_repr
 
 __all__ = ["SourceFormat", "ColumnOverrides", "SOURCE_FORMATS", "get_source_format", "RowError", "extract_fields"]
 
@@ -48,8 +54,13 @@ class SourceFormat:
         name: Format name (``math``, ``numina``, ``gsm8k``, ``deepscaler``, ``qa``).
         problem_columns: Candidate problem columns; the first one present in a record is used.
         answer_columns: Candidate final-answer columns, tried before ``solution_columns``.
-        solution_columns: Candidate worked-solution columns whose last ``\\boxed{}`` is the answer.
+        solution_columns: Candidate worked-solution columns whose boxes hold the answer.
         gsm8k_columns: Candidate GSM8K answer columns (text after ``####``).
+        boxes_rule: How a solution's boxes give the answer: ``"last"``, the last box (verl's convention for
+            MATH, whose solutions box the final answer once); ``"final_group"``, the boxes of the final answer
+            group as a multi-answer gold, and a bad row when different answers are boxed apart
+            (:func:`~cures_verl.data.answers.solution_answer`; Numina solutions box every part of a multi-part
+            answer).
     """
 
     name: str
@@ -57,6 +68,7 @@ class SourceFormat:
     answer_columns: tuple[str, ...] = ()
     solution_columns: tuple[str, ...] = ()
     gsm8k_columns: tuple[str, ...] = ()
+    boxes_rule: Literal["last", "final_group"] = "last"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +103,11 @@ class ColumnOverrides:
 SOURCE_FORMATS: dict[str, SourceFormat] = {
     "math": SourceFormat(name="math", problem_columns=("problem",), solution_columns=("solution",)),
     "numina": SourceFormat(
-        name="numina", problem_columns=("problem",), answer_columns=("answer",), solution_columns=("solution",)
+        name="numina",
+        problem_columns=("problem",),
+        answer_columns=("answer",),
+        solution_columns=("solution",),
+        boxes_rule="final_group",
     ),
     "gsm8k": SourceFormat(name="gsm8k", problem_columns=("question",), gsm8k_columns=("answer",)),
     "deepscaler": SourceFormat(name="deepscaler", problem_columns=("problem",), answer_columns=("answer",)),
@@ -105,10 +121,7 @@ def get_source_format(name: str) -> SourceFormat:
     Raises:
         ValueError: If ``name`` is unknown; the message lists the known formats.
     """
-    try:
-        return SOURCE_FORMATS[name]
-    except KeyError:
-        raise ValueError(f"unknown source format {name!r}; choose one of: {', '.join(SOURCE_FORMATS)}") from None
+    return lookup(SOURCE_FORMATS, name, "source format")
 
 
 def _first_present(record: Mapping[str, Any], columns: tuple[str, ...]) -> str | None:
@@ -194,7 +207,10 @@ def extract_fields(record: Mapping[str, Any], fmt: SourceFormat) -> tuple[str, s
     solution = record[solution_column]
     if not isinstance(solution, str):
         raise RowError(solution_column, f"must be a string, got {type(solution).__name__}", solution)
-    boxed = last_boxed_content(solution)
+    try:
+        boxed = solution_answer(solution) if fmt.boxes_rule == "final_group" else last_boxed_content(solution)
+    except AmbiguousAnswerError as exc:
+        raise RowError(solution_column, str(exc), solution[-80:]) from None
     if boxed is None:
         raise RowError(
             solution_column, "no complete \\boxed{...} in the solution (missing or unbalanced braces)", solution[-80:]

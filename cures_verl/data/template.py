@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from cures_verl.data.schema import lookup
+
 __all__ = ["PromptTemplate", "PROMPT_TEMPLATES", "get_template"]
 
 PAPER_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -83,8 +85,4 @@ def get_template(name: str) -> PromptTemplate:
     Raises:
         ValueError: If ``name`` is unknown; the message lists the known names.
     """
-    try:
-        return PROMPT_TEMPLATES[name]
-    except KeyError:
-        known = ", ".join(sorted(PROMPT_TEMPLATES))
-        raise ValueError(f"unknown prompt template {name!r}; choose one of: {known}") from None
+    return lookup(PROMPT_TEMPLATES, name, "prompt template")

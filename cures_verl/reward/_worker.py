@@ -108,22 +108,29 @@ def _limit_cpu(extra_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
-def _load_matching() -> Any:
-    """The answer-matching module (``matching.py`` next to this file).
+def _load_sibling(name: str) -> Any:
+    """The module ``name.py`` next to this file (``matching.py``, or its stdlib-only helper ``boxes.py``).
 
-    Imported as ``cures_verl.reward.matching`` when this file is itself imported as part of the package (tests);
-    loaded by file path when it runs as the worker script, so the worker never imports ``cures_verl``.
+    Imported as ``cures_verl.reward.<name>`` when this file is itself imported as part of the package (tests);
+    loaded by file path, as ``_cures_reward_<name>``, when it runs as the worker script, so the worker never imports
+    ``cures_verl``.
     """
     if __package__:
-        return importlib.import_module(f"{__package__}.matching")
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matching.py")
-    spec = importlib.util.spec_from_file_location("_cures_reward_matching", path)
+        return importlib.import_module(f"{__package__}.{name}")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_cures_reward_{name}", path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the answer matcher from {path}")
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    sys.modules[spec.name] = module  # dataclasses look their module up by name; matching.py finds boxes.py here
     spec.loader.exec_module(module)
     return module
+
+
+def _load_matching() -> Any:
+    """The answer-matching module (``matching.py``), after the box rules it reads (``boxes.py``)."""
+    _load_sibling("boxes")
+    return _load_sibling("matching")
 
 
 class _Verifier:

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from cures_verl.reward.boxes import braceless_box_token
+
 __all__ = [
     "BOX_COMMANDS",
     "AnswerBoxes",
@@ -89,27 +91,6 @@ _CONNECTOR = re.compile(
 _MAX_CONNECTOR_CHARS = 60
 _MAX_GOLD_BOXES = 64
 _COMMAND_TAIL = re.compile(r"[A-Za-z]")
-# The argument of a brace-less box: the next run of characters up to whitespace or "$", not starting with two
-# letters (prose) and holding no brace.
-_BRACELESS = re.compile(r"[ \t]*(?![A-Za-z]{2})([^\s${}]{1,200})(?![^\s$])")
-_TOKEN_END = re.compile(r"\\[\])]|[.,;:!?]+$")
-
-
-def _braceless_argument(text: str, position: int) -> tuple[str, int] | None:
-    r"""``(token, end)`` for ``\boxed 5`` / ``\boxed\pi``: the next run of non-space characters, cut at ``$``,
-    ``\]``/``\)`` and trailing sentence punctuation. A run that starts with two letters is prose (``\boxed as
-    asked``), and a run holding braces or another box command is not a one-token argument: both are rejected.
-    """
-    match = _BRACELESS.match(text, position)
-    if match is None:
-        return None
-    token = match.group(1)
-    cut = _TOKEN_END.search(token)
-    if cut is not None:
-        token = token[: cut.start()]
-    if not token or "\\boxed" in token or "\\fbox" in token:
-        return None
-    return token, match.start(1) + len(token)
 
 
 def _box_at(text: str, start: int, command: str, max_chars: int) -> tuple[str, str, int] | None:
@@ -120,7 +101,7 @@ def _box_at(text: str, start: int, command: str, max_chars: int) -> tuple[str, s
     opening = _OPENING_BRACE.match(text, name_end)
     if opening is not None:
         return _scan_braced(text, opening.end() - 1, max_chars)
-    braceless = _braceless_argument(text, name_end)
+    braceless = braceless_box_token(text, name_end)
     if braceless is None:
         return None
     token, end = braceless

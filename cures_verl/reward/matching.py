@@ -1,7 +1,8 @@
 r"""Answer matching for the math reward: notation rewrites, multi-answer structure and exact comparison.
 
 This module runs inside the reward's worker processes (``_worker.py`` loads it by file path, so it imports only
-the standard library, sympy and math-verify, never ``cures_verl``), where a hung or crashed call only costs the
+the standard library, sympy, math-verify and its stdlib-only sibling ``boxes.py``, loaded the same way, never
+``cures_verl``), where a hung or crashed call only costs the
 request's deadline. It can also be imported normally (``cures_verl.reward.matching``) for tests and benchmarks;
 it never executes the text it is given (sympy's string parser is never called on it), but parsing and
 comparison are not time-bounded here, so untrusted text belongs in a worker.
@@ -24,11 +25,12 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 import sympy
@@ -302,94 +304,13 @@ def normalize_text(text: str) -> str:
 
 # ------------------------------------------------------------------------------------------------------ boxes
 
-_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
-# Same rule as ``extraction._braceless_argument`` (this module cannot import it, see the module docstring).
-_BRACELESS_TOKEN = re.compile(r"[ \t]*(?![A-Za-z]{2})([^\s${}]{1,200})(?![^\s$])")
-_TOKEN_END = re.compile(r"\\[\])]|[.,;:!?]+$")
 
-
-def braceless_box_token(text: str, position: int) -> str | None:
-    r"""The argument of a brace-less box command whose name ends at ``position``: ``\boxed 5`` -> ``"5"``.
-
-    The argument is the next run of non-space characters (cut at ``$``, ``\]``, ``\)`` and trailing sentence
-    punctuation). It must look like an answer: a run starting with two letters is an English word (``\boxed as
-    asked``), and a run holding braces or another box command is not one token; both are rejected, so that prose
-    does not hide a real box.
-
-    Example:
-        >>> braceless_box_token(r"\boxed 12.", 6), braceless_box_token(r"\boxed\pi$", 6)
-        ('12', '\\pi')
-        >>> braceless_box_token(r"\boxed as asked", 6) is None
-        True
-    """
-    match = _BRACELESS_TOKEN.match(text, position)
-    if match is None:
-        return None
-    token = match.group(1)
-    cut = _TOKEN_END.search(token)
-    if cut is not None:
-        token = token[: cut.start()]
-    if not token or "\\boxed" in token or "\\fbox" in token:
-        return None
-    return token
-
-
-def box_contents(text: str, *, limit: int = 64) -> list[str] | None:
-    r"""The arguments of every complete box in ``text`` (braced, or brace-less with one token), in order.
-
-    ``None`` when ``text`` has no box command at all; boxes that never close are skipped.
-
-    Example:
-        >>> box_contents(r"x = \boxed{3} and \boxed 5.")
-        ['3', '5']
-        >>> box_contents("3") is None
-        True
-    """
-    if "\\boxed" not in text and "\\fbox" not in text:
-        return None
-    found: list[str] = []
-    position = 0
-    seen_command = False
-    while len(found) < limit:
-        match = _BOX.search(text, position)
-        if match is None:
-            break
-        seen_command = True
-        start = match.end()
-        brace = start
-        while brace < len(text) and text[brace].isspace():
-            brace += 1
-        if brace < len(text) and text[brace] == "{":
-            end = _matching_brace(text, brace)
-            if end is None:
-                position = start
-                continue
-            found.append(text[brace + 1 : end])
-            position = end + 1
-        else:
-            token = braceless_box_token(text, start)
-            if token is not None:
-                found.append(token)
-            position = start
-    return found if seen_command else None
-
-
-def _matching_brace(text: str, brace: int) -> int | None:
-    depth = 0
-    index = brace
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-        index += 1
-    return None
+if TYPE_CHECKING or __package__:
+    from cures_verl.reward import boxes as _boxes
+else:  # loaded by file path in a worker, which loaded boxes.py the same way first (_worker._load_sibling)
+    _boxes = sys.modules["_cures_reward_boxes"]
+box_contents = _boxes.box_contents
+_matching_brace = _boxes.matching_brace
 
 
 # ----------------------------------------------------------------------------------------------------- splitting
@@ -503,7 +424,33 @@ def split_items(text: str) -> list[tuple[str, str]]:
                     continue
         index += 1
     cut(length, length, "")
-    return items
+    return _split_text_items(items)
+
+
+_TEXT_GROUP = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox)\s*\{")
+_TEXT_WORD_SEPARATOR = re.compile(r"(?<![A-Za-z])(?:and|or)(?![A-Za-z])|[,;]")
+
+
+def _split_text_items(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    r"""Split an item that is one ``\text{...}`` group holding separators into one ``\text{}`` item per part.
+
+    ``\text{yes and no}`` is the items ``\text{yes}``, ``\text{no}`` (joined by "and"); ``\text{(A) or (B)}`` is
+    ``\text{(A)}``, ``\text{(B)}``. Only an item that is the group alone is split (``5 \text{ apples}`` stays one
+    item), at the same separators as math (``,``, ``;``, "and", "or", outside brackets).
+    """
+    result: list[tuple[str, str]] = []
+    for separator, item in items:
+        opening = _TEXT_GROUP.match(item)
+        inner = None
+        if opening is not None and _matching_brace(item, opening.end() - 1) == len(item) - 1:
+            inner = item[opening.end() : -1]
+        parts = split_items(inner) if inner is not None and _TEXT_WORD_SEPARATOR.search(inner) else []
+        if len(parts) < 2:
+            result.append((separator, item))
+            continue
+        result.append((separator, f"\\text{{{parts[0][1]}}}"))
+        result.extend((kind, f"\\text{{{part}}}") for kind, part in parts[1:])
+    return result
 
 
 # -------------------------------------------------------------------------------------------------- structures

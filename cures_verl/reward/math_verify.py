@@ -101,6 +101,8 @@ _DEFAULT_MEMORY_MB: Final = 2048
 _RESULT_CACHE_SIZE: Final = 16384
 _RECENT_BOXES: Final = 8  # boxes sent for the multi-part rule (a gold with several answers, boxed apart)
 _MAX_REMEMBERED_GOLDS: Final = 10000
+# Most standby workers beyond num_workers: verl's executor runs at most min(32, CPUs + 4) calls at once.
+_MAX_STANDBY: Final = 32
 # Keyword arguments verl itself may add to the call (when a reward-model router is configured); ignored here.
 _VERL_EXTRA_KWARGS: Final = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
@@ -361,6 +363,9 @@ def _get_pool(num_workers: int) -> VerifierPool:
                 state.pool = VerifierPool(
                     num_workers=num_workers,
                     memory_limit_mb=_DEFAULT_MEMORY_MB if memory is None else int(memory),
+                    # a ready standby per concurrent caller beyond num_workers (docs/reward.md, "Standby workers")
+                    max_standby=_MAX_STANDBY,
+                    warm_standbys=None,
                 )
             pool = state.pool
     if pool.num_workers != num_workers:

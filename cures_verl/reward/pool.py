@@ -5,7 +5,7 @@ Why not :class:`concurrent.futures.ProcessPoolExecutor` (what verl 0.9.1's
 computing. A response such as ``\\boxed{10^{10^{10}}}`` then holds that pool slot for good, and after a few of
 them every later reward call waits behind hung workers. The executor cannot kill a single worker either (killing
 one breaks the whole pool). Why not pebble's ``ProcessPool`` (per-task timeouts, kills and replaces a worker):
-``benchmarks/reward_latency.py`` measured it side by side with this pool (8 caller threads, hanging responses
+``cures_verl.experiments.reward.latency`` measured it beside this pool (8 threads, hanging responses
 mixed in): pebble kills every timed-out worker (and the worker of every request given up while queued) and
 starts a new one, and ordinary calls waited for those restarts (with 8 workers: p99 4.0 s and 2 of 640 ordinary
 calls timed out, against 0.83 s and none here; docs/reward.md has the figures). It also needs ``fork`` (unsafe
@@ -23,10 +23,17 @@ Here each worker is a plain child process talking over two pipes. Design points:
   as a huge integer power) is ``SIGKILL``-ed, and a successor started. Both happen on background threads, so no
   caller waits for them. A worker left holding more than half its memory limit after an interrupted request is
   retired too.
-* **Standby workers.** A request still running ``standby_after`` seconds after a worker took it (ordinary ones
-  take milliseconds) probably hangs until its deadline. While such requests hold workers and other callers wait,
-  one standby worker per stuck request starts (at most ``max_standby``), so that the waiting callers need not sit
-  out the deadline; when a stuck request ends, the pool shrinks back to ``num_workers``.
+* **Standby workers.** A request running much longer than the recent ordinary ones (twice the 90th percentile of
+  the last 64 answered requests, at least ``_MIN_STUCK_AFTER`` and at most ``standby_after`` seconds) probably
+  hangs until its deadline: it is *stuck*. Its worker is reniced to ``_STUCK_NICENESS`` (19), so that the
+  hanging computation leaves the CPU to ordinary requests, and set back when the request ends (or retired, where
+  raising a priority is not permitted). Each stuck request lets one more request run at once (at most
+  ``max_standby`` more), so that callers queued behind hanging responses need not sit out their deadlines. The
+  extra requests run on *warm standbys*, ready workers kept aside and lent only then, so that they serve at once
+  instead of after a start-up of a second or more under load (``warm_standbys``: a fixed number, or ``None`` for
+  one per concurrent caller beyond ``num_workers``, up to ``max_standby``: every caller then has a process to
+  stand in if all others hang), or, beyond those and while callers wait, on standbys started then. When a stuck
+  request ends, its worker goes back to the standbys (or is retired) and the pool lends ``num_workers`` again.
 * **Start method.** Workers are started with :class:`subprocess.Popen` running ``_worker.py`` in a fresh
   interpreter (no ``fork``): safe from any thread, inside Ray actors, and with no re-import of the caller's
   ``__main__`` (so a user script without an ``if __name__ == "__main__"`` guard works, unlike
@@ -53,6 +60,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -67,6 +75,12 @@ _MAX_REPLY_BYTES = 1024 * 1024
 _RECOVERY_GRACE = 1.0
 # Seconds between checks while a caller waits for a worker; after the first, the caller counts as waiting.
 _WAIT_STEP = 0.2
+# Bounds of the stuck threshold: twice the 90th percentile of the last _RECENT_DURATIONS answered requests, within
+# [_MIN_STUCK_AFTER, standby_after]. Ordinary requests take milliseconds to a few tenths of a second.
+_MIN_STUCK_AFTER = 0.25
+# Niceness of a worker whose request is stuck: the CPU goes to the ordinary requests first.
+_STUCK_NICENESS = 19
+_RECENT_DURATIONS = 64
 
 
 class _WorkerDied(Exception):
@@ -110,6 +124,28 @@ class _Worker:
         self._buffer = bytearray()
         self._poller = select.poll()  # poll, not select: Ray processes easily exceed FD_SETSIZE descriptors
         self._poller.register(self._stdout_fd, select.POLLIN)
+        self._niceness: int | None = None  # the priority before lower_priority(), while lowered
+
+    def lower_priority(self) -> None:
+        """Renice the process to ``_STUCK_NICENESS``, so a hanging computation leaves the CPU to ordinary ones."""
+        try:
+            niceness = os.getpriority(os.PRIO_PROCESS, self.pid)
+            os.setpriority(os.PRIO_PROCESS, self.pid, max(niceness, _STUCK_NICENESS))
+        except OSError as exc:  # gone already, or not allowed: it keeps its priority
+            logger.debug("cannot renice math-verify worker %d: %s", self.pid, exc)
+            return
+        self._niceness = niceness
+
+    def restore_priority(self) -> bool:
+        """Undo :meth:`lower_priority`; False if it cannot be undone (raising priority needs ``CAP_SYS_NICE``)."""
+        if self._niceness is None:
+            return True
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.pid, self._niceness)
+        except OSError:
+            return False
+        self._niceness = None
+        return True
 
     @property
     def pid(self) -> int:
@@ -195,10 +231,15 @@ class VerifierPool:
         memory_limit_mb: ``RLIMIT_AS`` of each worker in MiB; 0 leaves memory unlimited.
         startup_timeout: Seconds a new worker may take to import math-verify and report ready.
         max_start_attempts: Attempts per slot before the slot is given up (with a logged error).
-        standby_after: Seconds after which a worker still busy with one request counts as stuck: it is reniced and
-            a standby worker starts (capped at half the request's timeout).
+        standby_after: The longest a request may run before it counts as stuck (see the module docstring; the
+            threshold is twice the 90th percentile of recent answered requests, at least 0.25 s, at most this,
+            and at most half the request's timeout).
         max_standby: Most standby workers at a time, beyond ``num_workers``; default ``num_workers``. 0 turns
             standbys off (a stuck worker is replaced only when its request ends).
+        warm_standbys: Standby workers kept ready and lent only while requests are stuck; at most ``max_standby``.
+            ``None``: one per concurrent caller beyond ``num_workers`` (the most callers seen in :meth:`submit` at
+            once), so that a caller finds a ready worker even when every other caller's request hangs. Each costs
+            an idle process (about 60 MB). Default 0.
 
     Raises:
         ValueError: If an argument is out of range.
@@ -220,6 +261,7 @@ class VerifierPool:
         max_start_attempts: int = 3,
         standby_after: float = 1.0,
         max_standby: int | None = None,
+        warm_standbys: int | None = 0,
     ) -> None:
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 1:
             raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
@@ -234,26 +276,40 @@ class VerifierPool:
         max_standby = num_workers if max_standby is None else max_standby
         if not isinstance(max_standby, int) or max_standby < 0:
             raise ValueError(f"max_standby must be an integer >= 0, got {max_standby!r}")
+        if warm_standbys is not None and (
+            not isinstance(warm_standbys, int)
+            or isinstance(warm_standbys, bool)
+            or not 0 <= warm_standbys <= max_standby
+        ):
+            raise ValueError(
+                f"warm_standbys must be None (one per concurrent caller) or an integer between 0 and "
+                f"max_standby={max_standby}, got {warm_standbys!r}"
+            )
         self.num_workers = num_workers
         self.memory_limit_mb = memory_limit_mb
         self._startup_timeout = float(startup_timeout)
         self._max_start_attempts = max_start_attempts
         self._standby_after = float(standby_after)
         self._max_standby = max_standby
+        self._warm_standbys = warm_standbys
+        self._callers = 0  # threads inside submit()
+        self._peak_callers = 0
+        self._spares: list[_Worker] = []  # ready standbys kept out of the idle queue until a request is stuck
+        self._recent_durations: deque[float] = deque(maxlen=_RECENT_DURATIONS)
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
-        self._live: set[_Worker] = set()  # ready workers, idle or busy
+        self._live: set[_Worker] = set()  # ready workers: idle, busy or spare
         self._starting = 0  # slots whose worker is being started
         self._stuck = 0  # requests past standby_after, each holding a worker
-        self._standbys = 0  # extra workers granted for stuck requests while callers waited
+        self._standbys = 0  # extra workers lent for stuck requests (spares promoted, or started while callers waited)
         self._waiting = 0  # callers that have waited _WAIT_STEP or more for a worker
         self._started = False
         self._closed = False
         self._dead_slots = 0
         self._last_start_error = ""
         self.restarts = 0
-        """Workers killed or lost and replaced so far (timeouts, crashes, and workers retired after going past
-        ``standby_after``)."""
+        """Workers killed or lost and replaced so far (stuck past the deadline, crashed, left bloated by a timeout, or
+        reniced while stuck where their priority cannot be set back)."""
 
     # ----------------------------------------------------------------------------------------------- public API
 
@@ -275,12 +331,25 @@ class VerifierPool:
                 this interpreter's environment, for instance).
         """
         deadline = time.monotonic() + timeout
-        self._ensure_started()
+        with self._lock:
+            self._callers += 1
+            more_callers = self._callers > self._peak_callers
+            self._peak_callers = max(self._peak_callers, self._callers)
+        try:
+            self._ensure_started()
+            if more_callers and self._warm_standbys is None:
+                self._top_up()  # one more warm standby for the new caller
+            return self._run(request, timeout, deadline)
+        finally:
+            with self._lock:
+                self._callers -= 1
+
+    def _run(self, request: dict[str, Any], timeout: float, deadline: float) -> VerifyOutcome:
         worker = self._acquire(deadline)
         if worker is None:
             return VerifyOutcome("timeout", detail=f"no free worker in {timeout:g} s")
         lent_at = time.monotonic()
-        stuck_at = lent_at + min(self._standby_after, timeout / 2)
+        stuck_at = lent_at + min(self._stuck_after(), timeout / 2)
         stuck = False
         gold_parsed: bool | None = None
         try:
@@ -289,7 +358,7 @@ class VerifierPool:
                 frame = worker.receive(deadline if stuck else min(stuck_at, deadline))
                 if frame is None and not stuck and time.monotonic() < deadline:
                     stuck = True
-                    self._on_stuck()
+                    self._on_stuck(worker)
                     continue
                 if frame is None or frame.get("timeout") is True:
                     hung = gold_parsed is None and time.monotonic() - lent_at >= timeout / 2
@@ -302,6 +371,8 @@ class VerifierPool:
                 if frame.get("stage") == "gold":
                     gold_parsed = bool(frame.get("gold_parsed"))
                     continue
+                with self._lock:  # answered requests, stuck ones included: slow but legitimate ones raise the bar
+                    self._recent_durations.append(time.monotonic() - lent_at)
                 self._release(worker, stuck)
                 if "error" in frame:
                     return VerifyOutcome("error", gold_parsed=gold_parsed, detail=str(frame["error"]))
@@ -314,7 +385,7 @@ class VerifierPool:
             raise
 
     def worker_pids(self) -> list[int]:
-        """PIDs of the live workers (started and not yet killed)."""
+        """PIDs of the live workers (started and not yet killed), warm standbys included."""
         with self._lock:
             return sorted(worker.pid for worker in self._live)
 
@@ -324,8 +395,8 @@ class VerifierPool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                all_up = self._starting == 0 and len(self._live) + self._dead_slots >= self.num_workers
-                if all_up and self._idle.qsize() >= len(self._live):
+                all_up = self._starting == 0 and len(self._live) >= self._target()
+                if all_up and self._idle.qsize() + len(self._spares) >= len(self._live):
                     return True
             time.sleep(0.02)
         return False
@@ -388,20 +459,47 @@ class VerifierPool:
                 with self._lock:
                     self._waiting -= 1
 
-    def _target(self) -> int:
-        """Workers the pool should have: ``num_workers`` plus the granted standbys. Call with the lock held."""
+    def _stuck_after(self) -> float:
+        """Seconds after which a running request counts as stuck: twice the 90th percentile of the recent answered
+        requests (at least ``_MIN_STUCK_AFTER``, at most ``standby_after``)."""
+        with self._lock:
+            recent = sorted(self._recent_durations)
+        if not recent:
+            return self._standby_after
+        return min(self._standby_after, max(_MIN_STUCK_AFTER, 2 * recent[(len(recent) * 9) // 10]))
+
+    def _lendable_target(self) -> int:
+        """Workers to lend: ``num_workers`` plus the granted standbys. Call with the lock held."""
         return self.num_workers + self._standbys - self._dead_slots
 
-    def _on_stuck(self) -> None:
+    def _spare_target(self) -> int:
+        """Warm standbys to keep aside: ``warm_standbys``, less the standbys lent. Call with the lock held."""
+        warm = self._peak_callers - self.num_workers if self._warm_standbys is None else self._warm_standbys
+        return max(0, min(warm, self._max_standby - self._standbys))
+
+    def _target(self) -> int:
+        """Workers the pool should have: the lendable ones plus the spares. Call with the lock held."""
+        return self._lendable_target() + self._spare_target()
+
+    def _on_stuck(self, worker: _Worker) -> None:
+        worker.lower_priority()
         with self._lock:
             self._stuck += 1
         self._grant_standbys()
 
     def _grant_standbys(self) -> None:
-        """While callers wait, grant one standby per stuck request (up to ``max_standby``) and start them."""
+        """One standby per stuck request (up to ``max_standby``): warm ones at once, new ones while callers wait."""
         with self._lock:
+            wanted = min(self._stuck, self._max_standby)
             if self._waiting > 0:
-                self._standbys = max(self._standbys, min(self._stuck, self._max_standby))
+                self._standbys = max(self._standbys, wanted)
+            else:  # nobody waits yet: lend only the spares already running, which costs no start
+                self._standbys = max(self._standbys, min(wanted, self._standbys + len(self._spares)))
+            promoted = []
+            while self._spares and len(self._live) - len(self._spares) < self._lendable_target():
+                promoted.append(self._spares.pop())
+        for worker in promoted:
+            self._idle.put(worker)
         self._top_up()
 
     def _end_stuck(self) -> None:
@@ -410,16 +508,26 @@ class VerifierPool:
         self._standbys = min(self._standbys, self._stuck)
 
     def _release(self, worker: _Worker, was_stuck: bool) -> None:
-        """Return a healthy worker to the idle queue, or retire it if the pool has more than it needs."""
+        """Return a healthy worker to the idle queue, to the spares, or retire it if the pool has more than it needs."""
+        if not worker.restore_priority():  # it would serve ordinary requests at the lowest priority
+            self._retire(worker, was_stuck)
+            return
         with self._lock:
             if was_stuck:
                 self._end_stuck()
-            surplus = self._closed or len(self._live) > self._target()
-            if surplus:
+            lendable = len(self._live) - len(self._spares)
+            place = "idle"
+            if self._closed:
+                place = "kill"
+            elif lendable > self._lendable_target():  # a standby took its place while it was stuck
+                place = "spare" if len(self._spares) < self._spare_target() else "kill"
+            if place == "spare":
+                self._spares.append(worker)
+            elif place == "kill":
                 self._live.discard(worker)
-        if surplus:  # a standby took its place while it was stuck
+        if place == "kill":
             threading.Thread(target=worker.kill, name="cures-reward-worker-reap", daemon=True).start()
-        else:
+        elif place == "idle":
             self._idle.put(worker)
 
     def _recover_async(self, worker: _Worker, was_stuck: bool) -> None:
@@ -481,10 +589,15 @@ class VerifierPool:
             if worker is not None:
                 with self._lock:
                     self._starting -= 1
-                    wanted = not self._closed and len(self._live) < self._target()
+                    lendable = len(self._live) - len(self._spares)
+                    spare = not self._closed and lendable >= self._lendable_target()
+                    wanted = not self._closed and (not spare or len(self._spares) < self._spare_target())
                     if wanted:
                         self._live.add(worker)
-                        self._idle.put(worker)
+                        if spare:
+                            self._spares.append(worker)
+                        else:
+                            self._idle.put(worker)
                 if not wanted:  # shut down, or the stuck request it was to stand in for has ended
                     worker.kill()
                 return

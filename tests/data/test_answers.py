@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cures_verl.data.answers import gsm8k_final_answer, last_boxed_content, strip_math_delimiters
+from cures_verl.data.answers import (
+    AmbiguousAnswerError,
+    gsm8k_final_answer,
+    last_boxed_content,
+    solution_answer,
+    strip_math_delimiters,
+)
 
 BOXED_CASES = [
     # plain integer
@@ -111,3 +117,41 @@ def test_gsm8k_final_answer_reads_after_the_marker(solution: str, expected: str 
 )
 def test_strip_math_delimiters_removes_one_enclosing_pair(answer: str, expected: str) -> None:
     assert strip_math_delimiters(answer) == expected
+
+
+@pytest.mark.parametrize(
+    ("solution", "expected"),
+    [
+        # one box: its content, as last_boxed_content
+        (r"so $x = \boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+        # the same answer boxed twice (a summary repeating it) is one answer
+        (r"thus \boxed{7}. Final answer: \boxed{7}", "7"),
+        # the final answer group, joined only by connectors: a multi-answer gold the reward reads box by box
+        (r"Hence $x = \boxed{2}$ and $y = \boxed{3}$.", r"\boxed{2}, \boxed{3}"),
+        (r"The solutions are $\boxed{(3,4)}$, $\boxed{(4,3)}$", r"\boxed{(3,4)}, \boxed{(4,3)}"),
+        # a repeated box inside the final group counts once
+        (r"$\boxed{1}$ or $\boxed{-1}$ or $\boxed{1}$", r"\boxed{1}, \boxed{-1}"),
+        # no box, or an unclosed last one: nothing (the caller reports the row)
+        ("the answer is 4", None),
+        (r"\boxed{3} then \boxed{\sqrt{2}", None),
+        # an empty last box
+        (r"\boxed{}", ""),
+    ],
+)
+def test_solution_answer_reads_one_answer_or_the_final_group(solution: str, expected: str | None) -> None:
+    assert solution_answer(solution) == expected
+
+
+@pytest.mark.parametrize(
+    ("solution", "shown"),
+    [
+        # a multi-part problem answered part by part: the last box alone would drop part (1)
+        (r"(1) The side is $\boxed{3}$. (2) Then the area is $\boxed{12}$.", "('3', '12')"),
+        # an intermediate result boxed before the final answer
+        (r"First $a = \boxed{4}$; substituting, the answer is $\boxed{9}$.", "('4', '9')"),
+    ],
+)
+def test_solution_answer_rejects_different_answers_boxed_apart(solution: str, shown: str) -> None:
+    with pytest.raises(AmbiguousAnswerError, match="answers separated by text") as info:
+        solution_answer(solution)
+    assert shown in str(info.value) and "answer column" in str(info.value)

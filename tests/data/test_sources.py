@@ -17,6 +17,14 @@ OK_CASES = [
     ("numina", {"problem": "P", "answer": None, "solution": r"\boxed{6}"}, ("P", "6", "solution_boxed")),
     # Numina: no answer column at all
     ("numina", {"problem": "P", "solution": r"\boxed{6}"}, ("P", "6", "solution_boxed")),
+    # Numina: the boxes of the final answer group are a multi-answer gold
+    (
+        "numina",
+        {"problem": "P", "solution": r"So $x = \boxed{2}$ or $x = \boxed{-3}$."},
+        ("P", r"\boxed{2}, \boxed{-3}", "solution_boxed"),
+    ),
+    # Numina: the same answer boxed twice is one answer
+    ("numina", {"problem": "P", "solution": r"\boxed{6} ... so again \boxed{ 6 }"}, ("P", "6", "solution_boxed")),
     # integer answers are written with str()
     ("deepscaler", {"problem": "P", "answer": 204}, ("P", "204", "answer_column")),
     # one pair of $...$ is removed
@@ -44,6 +52,13 @@ ERROR_CASES = [
     ("math", {"problem": "P", "solution": "it is 1"}, "solution", "no complete"),
     # MATH solution with an empty box
     ("math", {"problem": "P", "solution": r"\boxed{}"}, "solution", "is empty"),
+    # Numina: different answers boxed apart (a multi-part problem, or an intermediate result): ambiguous
+    (
+        "numina",
+        {"problem": "P", "solution": r"(1) We get $\boxed{3}$. (2) Then the area is $\boxed{12}$."},
+        "solution",
+        "2 different \\boxed{} answers separated by text ('3', '12')",
+    ),
     # deepscaler answer missing: no solution fallback for this format
     ("deepscaler", {"problem": "P", "answer": None}, "answer", "missing answer"),
     # booleans are not answers

@@ -47,11 +47,14 @@ def test_a_hanging_response_among_fast_ones_times_out_alone_and_the_pool_stays_w
     assert not any(result["timeout"] or result["worker_error"] for result in results)
     stats = reward.reward_stats()
     assert stats["timeouts"] == 1 and stats["gold_timeouts"] == 0 and stats["worker_errors"] == 0
-    # The pool is whole again (a standby started while the hanging call held a worker is retired) and serves.
+    # The pool is whole again and serves: num_workers lendable workers plus one warm standby per concurrent caller
+    # beyond them (up to 8 callers here; the one that stood in for the hanging call went back to the standbys).
     assert reward._get_pool(num_workers) is pool
+    size = max(num_workers, pool._peak_callers)
+    assert num_workers <= size <= max(num_workers, 8)
     deadline = time.monotonic() + 60
-    while not (pool.wait_ready(0.1) and len(pool.worker_pids()) == num_workers) and time.monotonic() < deadline:
+    while not (pool.wait_ready(0.1) and len(pool.worker_pids()) == size) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert pool.wait_ready(0.1) and len(pool.worker_pids()) == num_workers
+    assert pool.wait_ready(0.1) and len(pool.worker_pids()) == size
     again = compute_score(data_source="t", solution_str="\\boxed{0.75}", ground_truth="3/4", use_cache=False)
     assert again["score"] == 1.0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import doctest
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cures_verl.reward import extraction
+from cures_verl.reward import boxes, extraction
 from cures_verl.reward.extraction import (
     BoxedAnswer,
     find_answer_boxes,
@@ -36,6 +37,17 @@ def balanced_latex(draw: st.DrawFn, depth: int = 3) -> str:
         )
     )
     return "".join(parts)
+
+
+def test_box_rules_doctests_pass_and_need_only_the_standard_library() -> None:
+    results = doctest.testmod(boxes)
+    assert results.attempted > 0 and results.failed == 0
+    # boxes.py is loaded by file path in the workers, next to matching.py: it must import no package module.
+    with open(boxes.__file__, encoding="utf-8") as source:
+        tree = ast.parse(source.read())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported == {"__future__", "re"}
 
 
 def test_module_doctests_pass() -> None:

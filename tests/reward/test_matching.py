@@ -300,6 +300,50 @@ def test_the_final_answer_group(response: str, group: tuple[str, ...]) -> None:
     assert find_answer_boxes(response, max_chars=100).group == group
 
 
+@pytest.mark.parametrize(
+    ("text", "items"),
+    [
+        (r"\text{yes and no}", [("", r"\text{yes}"), ("and", r"\text{no}")]),
+        (r"\text{(A) or (B)}", [("", r"\text{(A)}"), ("or", r"\text{(B)}")]),
+        (r"\text{Alice, Bob and Carol}", [("", r"\text{Alice}"), (",", r"\text{Bob}"), ("and", r"\text{Carol}")]),
+        # only an item that is the text group alone is split: units and prose inside an item stay
+        (r"5 \text{ apples and } 3", [("", r"5 \text{ apples and } 3")]),
+        (r"\text{no solution}", [("", r"\text{no solution}")]),
+        (r"\text{rock (and roll)}", [("", r"\text{rock (and roll)}")]),  # brackets group, as in math
+    ],
+)
+def test_words_joined_inside_one_text_group_are_separate_items(text: str, items: list[tuple[str, str]]) -> None:
+    assert matching.split_items(text) == items
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred", "expected"),
+    [
+        (r"\text{yes and no}", r"\text{no and yes}", True),
+        (r"\text{yes and no}", r"\text{yes}", False),  # a missing answer
+        (r"\text{yes}", r"\text{yes and no}", False),  # a hedge
+        (r"\text{(A) or (B)}", r"\text{(B) or (A)}", True),
+        (r"\text{(C)}", r"\text{(A) or (C)}", False),
+        (r"\text{Alice and Bob}", r"\text{Bob and Alice}", True),
+        (r"Alice and Bob", r"\text{Bob and Alice}", True),
+        (r"\text{Alice, Bob and Carol}", r"\text{Carol and Bob}", False),
+        (r"\text{cat and dog}", r"\text{dog}, \text{cat}", True),
+        (r"x=1 \text{ and } x=2", r"x = 2 \text{ or } x = 1", True),
+    ],
+)
+def test_text_connected_multi_answers(gold: str, pred: str, expected: bool) -> None:
+    assert match(gold, pred) is expected
+
+
+def test_a_numina_multi_answer_gold_from_data_preparation_is_read_box_by_box() -> None:
+    from cures_verl.data.answers import solution_answer
+
+    gold = solution_answer(r"So $x = \boxed{2}$ or $x = \boxed{-3}$.")
+    assert gold is not None
+    assert match(gold, "-3, 2") and match(gold, r"x = -3 \text{ or } x = 2")
+    assert not match(gold, "2") and not match(gold, "2, -3, 5")
+
+
 # -------------------------------------------------------------------------------------------- unparseable input
 
 

@@ -178,6 +178,68 @@ def test_a_standby_worker_serves_waiting_callers_while_a_request_is_stuck() -> N
         instance.shutdown()
 
 
+def test_a_warm_standby_serves_at_once_while_a_request_is_stuck_and_the_stuck_worker_is_reniced() -> None:
+    # One worker plus one warm standby. A hanging request holds the worker; a caller arriving meanwhile is served by
+    # the standby that was already running: no process is started for it, and it does not wait for the deadline.
+    instance = VerifierPool(num_workers=1, standby_after=0.3, warm_standbys=1)
+    try:
+        assert instance.wait_ready(60)
+        pids = instance.worker_pids()
+        assert len(pids) == 2  # the lendable worker and the warm standby
+        niceness = os.getpriority(os.PRIO_PROCESS, pids[0])
+        finished: dict[str, float] = {}
+
+        def hang() -> None:
+            instance.submit(HANGING_REQUEST, timeout=12.0)
+            finished["hanging"] = time.monotonic()
+
+        holder = threading.Thread(target=hang)
+        holder.start()
+        assert _wait_until(lambda: instance._idle.qsize() == 0)  # the standby is kept aside, not lent
+        assert _wait_until(lambda: instance._stuck == 1, 10)
+        (stuck_pid,) = [pid for pid in pids if os.getpriority(os.PRIO_PROCESS, pid) == pool_module._STUCK_NICENESS]
+        outcome = instance.submit(OK_REQUEST, timeout=10.0)
+        finished["waiting"] = time.monotonic()
+        assert outcome.status == "ok" and outcome.reply["correct"] is True
+        assert instance.worker_pids() == pids  # served by the warm standby: no process started meanwhile
+        holder.join()
+        assert finished["waiting"] < finished["hanging"]
+        # The stuck request ended: its worker got its priority back (or, where that is not permitted, was retired),
+        # and the pool is one lendable worker plus one warm standby again.
+        assert _wait_until(lambda: instance.wait_ready(0.1) and len(instance.worker_pids()) == 2, 60)
+        if stuck_pid in instance.worker_pids():
+            assert os.getpriority(os.PRIO_PROCESS, stuck_pid) == niceness
+        assert instance.submit(OK_REQUEST, timeout=30).status == "ok"
+    finally:
+        instance.shutdown()
+
+
+def test_warm_standbys_follow_the_number_of_concurrent_callers() -> None:
+    # warm_standbys=None: one ready standby per caller seen at once beyond num_workers (up to max_standby).
+    instance = VerifierPool(num_workers=1, max_standby=4, warm_standbys=None)
+    try:
+        assert instance.wait_ready(60)
+        assert len(instance.worker_pids()) == 1  # no caller yet: no standby
+        with ThreadPoolExecutor(max_workers=3) as executor:  # three callers at once, held by hanging requests
+            outcomes = list(executor.map(lambda _: instance.submit(HANGING_REQUEST, timeout=2.0), range(3)))
+        assert [outcome.status for outcome in outcomes] == ["timeout"] * 3
+        assert _wait_until(lambda: instance.wait_ready(0.1) and len(instance.worker_pids()) == 3, 60)
+        assert instance.submit(OK_REQUEST, timeout=30).status == "ok"
+    finally:
+        instance.shutdown()
+
+
+def test_the_stuck_threshold_follows_the_recent_ordinary_requests() -> None:
+    instance = VerifierPool(num_workers=1, standby_after=1.0)
+    assert instance._stuck_after() == 1.0  # nothing answered yet: standby_after
+    instance._recent_durations.extend([0.01] * 95 + [0.3] * 5)  # the 90th percentile is 0.01 s
+    assert instance._stuck_after() == pool_module._MIN_STUCK_AFTER
+    instance._recent_durations.extend([0.2] * 64)
+    assert instance._stuck_after() == pytest.approx(0.4)
+    instance._recent_durations.extend([3.0] * 64)  # a slow machine: capped at standby_after
+    assert instance._stuck_after() == 1.0
+
+
 def test_a_worker_left_bloated_by_an_interrupted_request_is_retired(
     pool: VerifierPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,7 +354,11 @@ def test_workers_that_cannot_start_give_a_clear_error(monkeypatch: pytest.Monkey
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"num_workers": 0}, "num_workers"), ({"num_workers": 1, "memory_limit_mb": -1}, "memory_limit_mb")],
+    [
+        ({"num_workers": 0}, "num_workers"),
+        ({"num_workers": 1, "memory_limit_mb": -1}, "memory_limit_mb"),
+        ({"num_workers": 1, "max_standby": 1, "warm_standbys": 2}, "warm_standbys must be None .* max_standby=1"),
+    ],
 )
 def test_bad_pool_arguments_raise(kwargs: dict[str, int], match: str) -> None:
     with pytest.raises(ValueError, match=match):

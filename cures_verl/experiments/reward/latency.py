@@ -28,7 +28,8 @@ Columns: ``load`` is the 1-minute load average when the row started; ``max s`` t
 ``t/o`` counts ordinary calls reported as timed out (scored 0 without being graded), ``adv t/o`` the hanging ones
 that were; ``no reply`` counts calls that had not returned when the scorer was stopped ``--limit`` seconds
 into its run; ``restarts`` counts worker processes killed and replaced. Pool start-up is excluded (every pool
-is warmed first). Rounds are interleaved and their calls pooled. Run::
+is warmed first, the cures pool with one burst of calls from every thread, after which its warm standbys are
+ready). Rounds are interleaved and their calls pooled. Run::
 
     python -m cures_verl.experiments.reward.latency  # 8 threads x (40 + 2) calls, timeout 5 s, 4 and 8 workers
     python -m cures_verl.experiments.reward.latency --scorers cures cures-pebble --rounds 2
@@ -189,7 +190,15 @@ def make_scorer(name: str, args: argparse.Namespace) -> Callable[[Call], tuple[f
             from cures_verl.reward.pool import VerifierPool
 
             cures._STATE.pool = VerifierPool(num_workers=workers, max_standby=args.max_standby)
-        assert cures._get_pool(workers).wait_ready(120), "the worker pool did not start"
+        pool = cures._get_pool(workers)
+        assert pool.wait_ready(120), "the worker pool did not start"
+        if name == "cures":  # one burst from every thread: the pool sizes its warm standbys to the callers it saw
+            from concurrent.futures import ThreadPoolExecutor
+
+            warm = {"golds": ["\\boxed{1}"], "pred": "\\boxed{1}", "kind": "boxed"}
+            with ThreadPoolExecutor(args.threads) as executor:
+                list(executor.map(lambda _: pool.submit(warm, timeout=60), range(4 * args.threads)))
+            assert pool.wait_ready(120), "the warm standbys did not start"
 
         def cures_score(call: Call) -> tuple[float, bool]:
             result = cures.compute_score(

@@ -29,6 +29,7 @@ REQUIRED_FAMILIES = {
     "adversarial",
     "bad_gold",
     "mixed",
+    "text_words",
 }
 
 
