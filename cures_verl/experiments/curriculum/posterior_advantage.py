@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -79,21 +80,12 @@ def compare(
     rollouts_per_step: int = 512,
 ) -> dict[str, list[float]]:
     """Final accuracy of each arm per seed, ``{"grpo": [...], "posterior": [...]}``."""
+    run = functools.partial(
+        final_accuracy, group_size=group_size, optimizer=optimizer, forgetting=forgetting, steps=steps
+    )
     seeds = list(seeds)
     return {
-        arm: [
-            final_accuracy(
-                arm,
-                seed=seed,
-                group_size=group_size,
-                optimizer=optimizer,
-                forgetting=forgetting,
-                steps=steps,
-                num_prompts=num_prompts,
-                rollouts_per_step=rollouts_per_step,
-            )
-            for seed in seeds
-        ]
+        arm: [run(arm, seed=seed, num_prompts=num_prompts, rollouts_per_step=rollouts_per_step) for seed in seeds]
         for arm in ARMS
     }
 

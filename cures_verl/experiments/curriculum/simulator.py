@@ -442,6 +442,8 @@ class Learner:
         elif np.shape(advantages) != ids.shape:
             raise ValueError("advantages must have one entry per rollout")
         if loss_weights is not None:
+            if np.shape(loss_weights) != ids.shape:
+                raise ValueError("loss_weights must have one entry per rollout")
             advantages = advantages * np.asarray(loss_weights, dtype=np.float64)
         per_rollout = -advantages * (r - self.accuracy(ids)) / max(ids.size, 1)
         # [x3, x1, x3] -> unique [x1, x3] -> per-prompt sums by bincount
@@ -458,11 +460,12 @@ class Learner:
         prompt_ids: IntArray,
         group_ids: IntArray,
         rewards: FloatArray,
-        loss_weights: FloatArray | None = None,
-        advantages: FloatArray | None = None,
+        **gradient_options: FloatArray | None,
     ) -> UpdateStats:
-        """One optimiser step on the GRPO loss of these rollouts (see :meth:`gradient`; ``advantages`` replaces
-        verl's GRPO advantage, e.g. by posterior-baseline ones).
+        """One optimiser step on the GRPO loss of these rollouts.
+
+        ``gradient_options`` are :meth:`gradient`'s keywords: ``loss_weights``, and ``advantages`` to replace verl's
+        GRPO advantage (e.g. by posterior-baseline ones).
 
         Returns:
             What the update trained on.
@@ -475,9 +478,7 @@ class Learner:
         r = np.asarray(rewards, dtype=np.float64).reshape(-1)
         if not (ids.shape == groups.shape == r.shape) or ids.size == 0:
             raise ValueError("an update needs non-empty prompt_ids, group_ids and rewards of the same length")
-        if loss_weights is not None and np.asarray(loss_weights).shape != ids.shape:
-            raise ValueError("loss_weights must have one entry per rollout")
-        grad = self.gradient(ids, groups, r, loss_weights, advantages)
+        grad = self.gradient(ids, groups, r, **gradient_options)
         self.optimizer.step(self.params, grad)
         self.num_updates += 1
         _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)

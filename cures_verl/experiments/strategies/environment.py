@@ -183,7 +183,9 @@ class Environment:
         """One policy update on ``rollouts`` (GRPO loss averaged over all of them); no-op when empty."""
         if rollouts.size == 0:
             return
-        stats = self.learner.update(rollouts.prompt_ids, rollouts.group_ids, rollouts.rewards, loss_weights)
+        stats = self.learner.update(
+            rollouts.prompt_ids, rollouts.group_ids, rollouts.rewards, loss_weights=loss_weights
+        )
         self._updates += 1
         self._trained += stats.num_rollouts
         self._informative += stats.num_informative
