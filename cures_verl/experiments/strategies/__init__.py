@@ -27,11 +27,21 @@ one. The built-in strategies and their sources (each in the module of its name, 
 ``cures_recommended``     CurES beyond the paper (docs/beyond_the_paper.md).
 ``oracle``                Knows the true accuracies; no estimation cost (a reference, not a method).
 ========================  ===============================================================================
+
+Registered but not run by default (``--strategies``; docs/benchmark.md, "2026 peers"):
+
+===============================  ========================================================================
+``coba_rl``                      CoBA-RL value curve + heap-greedy allocation (Yao et al. 2026).
+``mapp``                         MaPP-style: MoPPS selection + posterior-baseline advantages (issue 19).
+``dps``                          DPS-style Markov prediction of the partially solved state (Mao et al. 2026).
+``cures_recommended_posterior``  ``cures_recommended`` with ``allocation.advantage_baseline=posterior``.
+===============================  ========================================================================
 """
 
 from __future__ import annotations
 
 from cures_verl.experiments.strategies.base import Strategy, StrategyContext, StrategyOptions, StrategySpec
+from cures_verl.experiments.strategies.coba_rl import CoBARL, coba_allocation, coba_value, coba_value_curve
 from cures_verl.experiments.strategies.cures import (
     CuresStrategy,
     cures_config_for,
@@ -39,6 +49,7 @@ from cures_verl.experiments.strategies.cures import (
     parse_cures_variant,
 )
 from cures_verl.experiments.strategies.dapo import DynamicSampling
+from cures_verl.experiments.strategies.dps import DPS, SolvingStateModel, solving_states
 from cures_verl.experiments.strategies.environment import (
     CALIBRATION_BINS,
     Environment,
@@ -49,6 +60,7 @@ from cures_verl.experiments.strategies.environment import (
 )
 from cures_verl.experiments.strategies.gvm import GVM, SubsetSchedule
 from cures_verl.experiments.strategies.knapsack import KnapsackRL
+from cures_verl.experiments.strategies.mapp import MaPP
 from cures_verl.experiments.strategies.mopps import MoPPS
 from cures_verl.experiments.strategies.oracle import Oracle
 from cures_verl.experiments.strategies.registry import DEFAULT_STRATEGIES, STRATEGIES, register_strategy
@@ -58,16 +70,20 @@ from cures_verl.experiments.strategies.uniform import UniformGRPO
 __all__ = [
     "CALIBRATION_BINS",
     "DEFAULT_STRATEGIES",
+    "DPS",
     "GVM",
     "STRATEGIES",
+    "CoBARL",
     "CuresStrategy",
     "DynamicSampling",
     "Environment",
     "EpochStream",
     "KnapsackRL",
+    "MaPP",
     "MoPPS",
     "Oracle",
     "Rollouts",
+    "SolvingStateModel",
     "SpeedRL",
     "StepRecord",
     "Strategy",
@@ -76,9 +92,13 @@ __all__ = [
     "StrategySpec",
     "SubsetSchedule",
     "UniformGRPO",
+    "coba_allocation",
+    "coba_value",
+    "coba_value_curve",
     "cures_config_for",
     "cures_strategy_spec",
     "parse_cures_variant",
     "register_strategy",
+    "solving_states",
     "spearman",
 ]

@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 
 from cures_verl.config import PRESETS, CuresConfig, preset_config
+from cures_verl.core.advantage import small_group_advantages
 from cures_verl.core.allocation import advantage_weights
 from cures_verl.core.curriculum import CurriculumSampler, StepPlan
 from cures_verl.core.schedule import COLD_START
 from cures_verl.core.screening import needs_screening, reallocate_after_screening, screening_verdict
 from cures_verl.experiments.curriculum.recommended import merge_overrides
+from cures_verl.experiments.curriculum.simulator import FloatArray, grpo_advantages
 from cures_verl.experiments.strategies.base import Strategy, StrategyContext, StrategySpec
 from cures_verl.experiments.strategies.environment import Environment, Rollouts
 
@@ -43,6 +45,10 @@ class CuresStrategy(Strategy):
     exactly; only when every planned prompt is screened and dropped does it spend just the screens. Every
     rollout, dropped screens included, is charged to the budget and updates the posterior (one ``observe`` per
     step, so forgetting is applied once). Cold-start steps are never screened.
+
+    With ``allocation.advantage_baseline=posterior`` an update's rollouts of prompts with at most
+    ``allocation.posterior_baseline_max_group`` rollouts in it take the posterior-baseline advantage with the
+    posterior before the step's rewards, exactly as the verl trainer does (:meth:`_advantages`).
 
     Args:
         ctx: Problem size, batch shape, seed.
@@ -93,8 +99,29 @@ class CuresStrategy(Strategy):
             env.record_prediction(plan.prompt_indices[keep], plan.predicted_accuracy[keep], out)
         if plan.is_training and out.size:
             weights = advantage_weights(counts, self.n, loss_weighting=self.config.allocation.loss_weighting)
-            env.train(out, loss_weights=np.repeat(weights, counts))
+            env.train(out, loss_weights=np.repeat(weights, counts), advantages=self._advantages(out))
         self.sampler.observe(out.prompt_ids, out.rewards)
+
+    def _advantages(self, batch: Rollouts) -> FloatArray | None:
+        """The update's advantages: None (verl's GRPO) unless ``allocation.advantage_baseline=posterior``, where the
+        rollouts of prompts with at most ``allocation.posterior_baseline_max_group`` rollouts in the update get the
+        posterior-baseline advantage (:func:`~cures_verl.core.advantage.small_group_advantages`, the posterior
+        before this step's rewards, as the verl trainer computes it) and the others keep GRPO's."""
+        alloc = self.config.allocation
+        if alloc.advantage_baseline != "posterior":
+            return None
+        alpha, beta = self.sampler.tracker.alpha_beta(batch.prompt_ids)
+        chosen = small_group_advantages(
+            batch.prompt_ids,
+            batch.rewards,  # the simulator's rewards are 0/1 outcomes already
+            alpha,
+            beta,
+            max_group_size=alloc.posterior_baseline_max_group,
+            scale=alloc.posterior_baseline_scale,
+        )
+        advantages = grpo_advantages(batch.group_ids, batch.rewards)
+        advantages[chosen.rows] = chosen.advantages
+        return advantages
 
     def _run_screened_plan(self, env: Environment, plan: StepPlan) -> None:
         """A training step with screening (see the class docstring)."""
@@ -130,7 +157,7 @@ class CuresStrategy(Strategy):
             ids = prompts[trained]
             order = np.argsort(ids)
             position = order[np.searchsorted(ids[order], batch.prompt_ids)]
-            env.train(batch, loss_weights=weights[position])
+            env.train(batch, loss_weights=weights[position], advantages=self._advantages(batch))
         self.sampler.observe(generated.prompt_ids, generated.rewards)
 
 

@@ -179,12 +179,18 @@ class Environment:
         self.spent += total
         return Rollouts(per_rollout, np.repeat(groups, n), rewards)
 
-    def train(self, rollouts: Rollouts, loss_weights: FloatArray | None = None) -> None:
-        """One policy update on ``rollouts`` (GRPO loss averaged over all of them); no-op when empty."""
+    def train(
+        self, rollouts: Rollouts, loss_weights: FloatArray | None = None, advantages: FloatArray | None = None
+    ) -> None:
+        """One policy update on ``rollouts`` (GRPO loss averaged over all of them); no-op when empty.
+
+        ``advantages`` (one per rollout, in the order of ``rollouts``) replaces verl's GRPO advantage, e.g. by
+        posterior-baseline ones (:mod:`cures_verl.core.advantage`); None keeps GRPO's.
+        """
         if rollouts.size == 0:
             return
         stats = self.learner.update(
-            rollouts.prompt_ids, rollouts.group_ids, rollouts.rewards, loss_weights=loss_weights
+            rollouts.prompt_ids, rollouts.group_ids, rollouts.rewards, loss_weights=loss_weights, advantages=advantages
         )
         self._updates += 1
         self._trained += stats.num_rollouts

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from cures_verl.experiments.curriculum.simulator import FloatArray, IntArray
 from cures_verl.experiments.strategies.base import Strategy, StrategyContext
-from cures_verl.experiments.strategies.environment import Environment, EpochStream
+from cures_verl.experiments.strategies.environment import Environment, EpochStream, Rollouts
 from cures_verl.experiments.strategies.rules import nearest_to_target
 
 __all__ = ["MoPPS"]
@@ -46,9 +47,13 @@ class MoPPS(Strategy):
         out = env.generate(chosen, np.full(self.m, self.n))
         # the prediction is the posterior mean (MoPPS logs the same); the selection used a draw from the posterior
         env.record_prediction(chosen, self.alpha[chosen] / (self.alpha[chosen] + self.beta[chosen]), out)
-        env.train(out)
+        env.train(out, advantages=self._advantages(chosen, out))
         successes = np.zeros(self.alpha.size)
         np.add.at(successes, out.prompt_ids, out.rewards)
         lam = self.decay
         self.alpha[chosen] = lam * self.alpha[chosen] + (1.0 - lam) + successes[chosen]
         self.beta[chosen] = lam * self.beta[chosen] + (1.0 - lam) + (self.n - successes[chosen])
+
+    def _advantages(self, chosen: IntArray, out: Rollouts) -> FloatArray | None:
+        """The advantages of the step's update: None = verl's GRPO advantage (subclasses may replace it)."""
+        return None

@@ -1,25 +1,35 @@
 """The registry of strategies: name -> :class:`~cures_verl.experiments.strategies.base.StrategySpec`.
 
 The built-in strategies are registered here, in table order; :data:`DEFAULT_STRATEGIES` is what
-``python -m cures_verl.experiments.curriculum`` runs by default.
+``python -m cures_verl.experiments.curriculum`` runs by default. The 2026 peers (``coba_rl``, ``mapp``, ``dps``) and
+``cures_recommended_posterior`` are registered after it: run them with ``--strategies``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from cures_verl.experiments.curriculum.recommended import RECOMMENDED_NAME, RECOMMENDED_OVERRIDES
+from cures_verl.experiments.curriculum.recommended import RECOMMENDED_NAME, RECOMMENDED_OVERRIDES, merge_overrides
 from cures_verl.experiments.strategies.base import Strategy, StrategyContext, StrategySpec
+from cures_verl.experiments.strategies.coba_rl import CoBARL
 from cures_verl.experiments.strategies.cures import cures_strategy_spec
 from cures_verl.experiments.strategies.dapo import DynamicSampling
+from cures_verl.experiments.strategies.dps import DPS
 from cures_verl.experiments.strategies.gvm import GVM
 from cures_verl.experiments.strategies.knapsack import KnapsackRL
+from cures_verl.experiments.strategies.mapp import MaPP
 from cures_verl.experiments.strategies.mopps import MoPPS
 from cures_verl.experiments.strategies.oracle import Oracle
 from cures_verl.experiments.strategies.speed_rl import SpeedRL
 from cures_verl.experiments.strategies.uniform import UniformGRPO
 
-__all__ = ["DEFAULT_STRATEGIES", "STRATEGIES", "register_strategy"]
+__all__ = ["DEFAULT_STRATEGIES", "POSTERIOR_NAME", "POSTERIOR_OVERRIDES", "STRATEGIES", "register_strategy"]
+
+#: Strategy name of the ``recommended`` preset with the posterior baseline for small groups.
+POSTERIOR_NAME = "cures_recommended_posterior"
+
+#: What it adds to the recommended overrides (the core option; docs/posterior_advantage.md).
+POSTERIOR_OVERRIDES = {"allocation": {"advantage_baseline": "posterior"}}
 
 STRATEGIES: dict[str, StrategySpec] = {}
 
@@ -107,3 +117,35 @@ register_strategy(
 
 #: The strategies ``python -m cures_verl.experiments.curriculum`` runs by default, in table order.
 DEFAULT_STRATEGIES = tuple(STRATEGIES)
+
+# The 2026 peers and the posterior-baseline variant of `recommended` (issue 19): registered, not run by default.
+register_strategy(
+    "coba_rl",
+    CoBARL,
+    description="uniform prompts, Beta value curve moving with the failure rate, heap-greedy 2 <= k <= 128",
+    citation="CoBA-RL, Yao et al. 2026, arXiv 2602.03048",
+)
+register_strategy(
+    "mapp",
+    MaPP,
+    description="MoPPS selection + posterior-baseline (leave-one-out Beta mean) advantages for every group",
+    citation="MaPP as described in issue 19 (no paper id found); selection from MoPPS, arXiv 2507.04632",
+)
+register_strategy(
+    "dps",
+    DPS,
+    description="Markov chain over unsolved/partial/solved per visit; top-m predicted P(partial), n each",
+    citation="DPS, Mao et al. 2026, arXiv 2603.10887",
+)
+_spec = cures_strategy_spec(
+    POSTERIOR_NAME,
+    "paper",
+    merge_overrides(RECOMMENDED_OVERRIDES, POSTERIOR_OVERRIDES),
+    description="CurES 'recommended' with allocation.advantage_baseline=posterior (groups of <= 4 rollouts)",
+)
+register_strategy(
+    POSTERIOR_NAME,
+    _spec.factory,
+    description=_spec.description,
+    citation="beyond CurES (docs/posterior_advantage.md), built on Zeng et al. 2025, arXiv 2510.01037",
+)

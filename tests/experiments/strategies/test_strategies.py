@@ -142,10 +142,10 @@ def test_dapo_trains_on_what_it_has_after_the_maximum_number_of_rounds():
     sizes = []
     original = env.train
 
-    def spy(rollouts, loss_weights=None):
+    def spy(rollouts, loss_weights=None, advantages=None):
         if rollouts.size:  # an empty batch is a no-op
             sizes.append(np.unique(rollouts.group_ids).size)
-        original(rollouts, loss_weights)
+        original(rollouts, loss_weights, advantages)
 
     env.train = spy  # type: ignore[method-assign]
     updates = [env.run_step(dapo).num_updates for _ in range(60)]
@@ -160,9 +160,9 @@ def test_speed_rl_keeps_only_mixed_screens_and_trains_on_groups_of_n():
     trained: list[Rollouts] = []
     original_train = env.train
 
-    def spy(rollouts, loss_weights=None):
+    def spy(rollouts, loss_weights=None, advantages=None):
         trained.append(rollouts)
-        original_train(rollouts, loss_weights)
+        original_train(rollouts, loss_weights, advantages)
 
     env.train = spy  # type: ignore[method-assign]
     for _ in range(8):
@@ -232,9 +232,9 @@ def test_cures_official_code_drops_zero_variance_prompts_and_weights_by_rollout(
     weights_seen: list[np.ndarray] = []
     original = env.train
 
-    def spy(rollouts, loss_weights=None):
+    def spy(rollouts, loss_weights=None, advantages=None):
         weights_seen.append(loss_weights)
-        original(rollouts, loss_weights)
+        original(rollouts, loss_weights, advantages)
 
     env.train = spy  # type: ignore[method-assign]
     for _ in range(15):  # 40-prompt subsets: 5 cold-start steps (2 plans each), then 10 training steps
@@ -387,9 +387,9 @@ def test_speed_rl_trains_on_at_most_m_prompts_and_never_on_a_handful_when_n_exce
     groups_per_update = []
     original_train = env.train
 
-    def spy(rollouts, loss_weights=None):
+    def spy(rollouts, loss_weights=None, advantages=None):
         groups_per_update.append(np.unique(rollouts.group_ids).size)
-        original_train(rollouts, loss_weights)
+        original_train(rollouts, loss_weights, advantages)
 
     env.train = spy  # type: ignore[method-assign]
     for _ in range(30):
@@ -420,9 +420,9 @@ def test_screening_never_overspends_and_counts_and_observes_every_screening_roll
         calls.append((np.asarray(counts), group_ids))
         return original_generate(prompt_ids, counts, group_ids=group_ids)
 
-    def train(rollouts, loss_weights=None):
+    def train(rollouts, loss_weights=None, advantages=None):
         trained.append((rollouts, loss_weights))
-        original_train(rollouts, loss_weights)
+        original_train(rollouts, loss_weights, advantages)
 
     env.generate, env.train = generate, train  # type: ignore[method-assign]
     screened_total = 0
@@ -459,9 +459,9 @@ def test_screening_trains_a_screened_prompt_only_when_its_screen_has_both_outcom
         generated.append(original_generate(prompt_ids, counts, group_ids=group_ids))
         return generated[-1]
 
-    def train(rollouts, loss_weights=None):
+    def train(rollouts, loss_weights=None, advantages=None):
         trained.append(rollouts)
-        original_train(rollouts, loss_weights)
+        original_train(rollouts, loss_weights, advantages)
 
     env.generate, env.train = generate, train  # type: ignore[method-assign]
     checked = 0
