@@ -38,6 +38,7 @@ from cures_verl.core.difficulty import BetaAccuracyTracker
 from cures_verl.experiments.curriculum.simulator import FloatArray, IntArray
 from cures_verl.experiments.strategies.base import Strategy, StrategyContext
 from cures_verl.experiments.strategies.environment import Environment, EpochStream
+from cures_verl.experiments.strategies.rules import check_budget_bounds
 
 __all__ = [
     "COBA_CONCENTRATION",
@@ -153,13 +154,9 @@ def coba_allocation(
     """
     p = np.asarray(accuracy, dtype=np.float64).reshape(-1)
     m = p.size
-    if not 0 <= min_per_prompt <= max_per_prompt:
-        raise ValueError(f"need 0 <= min_per_prompt <= max_per_prompt, got {min_per_prompt} and {max_per_prompt}")
-    if not m * min_per_prompt <= budget <= m * max_per_prompt:
-        raise ValueError(
-            f"budget {budget} is infeasible for {m} prompts with {min_per_prompt} <= k <= {max_per_prompt}; "
-            "lower the batch size or raise the rollouts per prompt"
-        )
+    check_budget_bounds(
+        m, budget, min_per_prompt, max_per_prompt, "lower the batch size or raise the rollouts per prompt"
+    )
     curve = coba_value_curve(p, failure_rate, concentration=concentration)
     q = 1.0 - p
 

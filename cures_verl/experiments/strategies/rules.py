@@ -84,6 +84,21 @@ def knapsack_value(accuracy: FloatArray, rollouts: IntArray) -> FloatArray:
     return result
 
 
+def check_budget_bounds(num_prompts: int, budget: int, min_per_prompt: int, max_per_prompt: int, fix: str) -> None:
+    """Refuse per-prompt bounds that are inconsistent or cannot spend ``budget`` exactly (``fix`` says what to change).
+
+    Raises:
+        ValueError: If not 0 <= min <= max, or the budget lies outside [m x min, m x max].
+    """
+    if not 0 <= min_per_prompt <= max_per_prompt:
+        raise ValueError(f"need 0 <= min_per_prompt <= max_per_prompt, got {min_per_prompt} and {max_per_prompt}")
+    if not num_prompts * min_per_prompt <= budget <= num_prompts * max_per_prompt:
+        raise ValueError(
+            f"budget {budget} is infeasible for {num_prompts} prompts with {min_per_prompt} <= k <= {max_per_prompt}; "
+            f"{fix}"
+        )
+
+
 def knapsack_allocation(
     accuracy: FloatArray, budget: int, *, min_per_prompt: int = 2, max_per_prompt: int = 128
 ) -> IntArray:
@@ -115,13 +130,7 @@ def knapsack_allocation(
     m = p.size
     if not np.all((p >= 0) & (p <= 1)):
         raise ValueError("accuracy must lie in [0, 1]")
-    if not 0 <= min_per_prompt <= max_per_prompt:
-        raise ValueError(f"need 0 <= min_per_prompt <= max_per_prompt, got {min_per_prompt} and {max_per_prompt}")
-    if not m * min_per_prompt <= budget <= m * max_per_prompt:
-        raise ValueError(
-            f"budget {budget} is infeasible for {m} prompts with {min_per_prompt} <= k <= {max_per_prompt}; "
-            "change --knapsack-min/--knapsack-max or the budget"
-        )
+    check_budget_bounds(m, budget, min_per_prompt, max_per_prompt, "change --knapsack-min/--knapsack-max or the budget")
     counts = np.full(m, min_per_prompt, dtype=np.int64)
     extra = budget - m * min_per_prompt
     if extra == 0:
