@@ -14,16 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cures_verl.data.io import (
-    HubLoader,
-    bad_rows_path,
-    load_hub_records,
-    manifest_path,
-    read_prepared,
-    read_records,
-    write_bad_rows,
-    write_prepared,
-)
+from cures_verl.data import io as data_io
+from cures_verl.data.io import HubLoader, bad_rows_path, load_hub_records, manifest_path, read_prepared, read_records
 from cures_verl.data.prepare import DataValidationError, PreparedData, PrepareOptions, SourceInput, prepare_rows
 from cures_verl.data.registry import DATASETS, NUMINA_NUM_SUBSETS, numina_subset_path
 from cures_verl.data.schema import BadRow, fingerprint, validate_prepared_rows
@@ -159,13 +151,13 @@ def build_dataset(inputs: Sequence[SourceInput], options: PrepareOptions, output
         prepared = prepare_rows(inputs, options)
     except DataValidationError as exc:
         if exc.bad_rows:
-            report = write_bad_rows(exc.bad_rows, output)
+            report = data_io.write_bad_rows(exc.bad_rows, output)
             raise DataValidationError(f"{exc}\nFull report: {report}", exc.bad_rows) from None
         raise
     stale_report = bad_rows_path(output)
     if stale_report.exists():
         stale_report.unlink()  # a report from an earlier run would describe rows that are now valid
-    report_path = write_bad_rows(prepared.bad_rows, output) if prepared.bad_rows else None
+    report_path = data_io.write_bad_rows(prepared.bad_rows, output) if prepared.bad_rows else None
     warnings: list[str] = []
     problems = validate_prepared_rows(prepared.rows, source=str(output))
     if problems:  # a bug in this package, not in the input: the converter must produce valid rows
@@ -178,7 +170,7 @@ def build_dataset(inputs: Sequence[SourceInput], options: PrepareOptions, output
         )
     for warning in warnings:
         logger.warning(warning)
-    manifest = write_prepared(prepared.rows, output, prepared.manifest)
+    manifest = data_io.write_prepared(prepared.rows, output, prepared.manifest)
     return BuildResult(output, manifest, report_path, prepared, warnings)
 
 
