@@ -298,8 +298,57 @@ def _cumulative_rollouts(records: list[dict[str, Any]], steps: int, setting: Set
     return np.array([table[k] for k in range(steps + 1)], dtype=np.int64)
 
 
+def _last_checkpoint(ckpt_dir: Path) -> int:
+    """The step of verl's latest checkpoint (``latest_checkpointed_iteration.txt``), 0 when there is none."""
+    marker = ckpt_dir / "latest_checkpointed_iteration.txt"
+    return int(marker.read_text().strip()) if marker.exists() else 0
+
+
 def _checkpoint_wall(ckpt_dir: Path, step: int, started: float) -> float:
     return (ckpt_dir / f"global_step_{step}" / "data.pt").stat().st_mtime - started
+
+
+def training_command(
+    setting: Setting,
+    arm: str,
+    overrides: Sequence[str],
+    plan: ArmPlan,
+    seed: int,
+    assets: DemoAssets,
+    run_dir: Path,
+) -> list[str]:
+    """The ``python -m cures_verl.main profile=cpu ...`` command of one arm on one seed (the arm's overrides last)."""
+    ckpt = run_dir / "checkpoints"
+    return [
+        sys.executable,
+        "-m",
+        "cures_verl.main",
+        "profile=cpu",
+        *demo_overrides(
+            assets,
+            total_training_steps=plan.total_steps,
+            train_batch_size=setting.batch_size,
+            rollout_n=setting.rollout_n,
+            max_response_length=MAX_RESPONSE_LENGTH,
+            seed=seed,
+        ),
+        f"actor_rollout_ref.rollout.temperature={ROLLOUT_TEMPERATURE}",
+        f"actor_rollout_ref.rollout.top_p={ROLLOUT_TOP_P}",
+        f"actor_rollout_ref.rollout.top_k={ROLLOUT_TOP_K}",
+        "trainer.save_freq=1",
+        "actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]",
+        f"trainer.default_local_dir={ckpt}",
+        "trainer.logger=[console,file]",
+        "trainer.project_name=cures_compare",
+        f"trainer.experiment_name={setting.name}_{arm}_seed{seed}",
+        # verl's fit loop also ends after trainer.total_epochs epochs (trainer_base.py:467); an epoch is at least one
+        # step, so this many never ends a run before its steps, whatever batch size an arm sets
+        f"trainer.total_epochs={plan.total_steps}",
+        *overrides,
+        *plan.extra_overrides,
+        f"cures.seed={seed}",
+        f"cures.dump_dir={run_dir / 'cures'}",
+    ]
 
 
 def run_arm(
@@ -333,33 +382,7 @@ def run_arm(
     run_dir = out / setting.name / arm / f"seed_{seed}"
     ckpt = run_dir / "checkpoints"
     is_cures = config_from_overrides(overrides) is not None
-    command = [
-        sys.executable,
-        "-m",
-        "cures_verl.main",
-        "profile=cpu",
-        *demo_overrides(
-            assets,
-            total_training_steps=plan.total_steps,
-            train_batch_size=setting.batch_size,
-            rollout_n=setting.rollout_n,
-            max_response_length=MAX_RESPONSE_LENGTH,
-            seed=seed,
-        ),
-        f"actor_rollout_ref.rollout.temperature={ROLLOUT_TEMPERATURE}",
-        f"actor_rollout_ref.rollout.top_p={ROLLOUT_TOP_P}",
-        f"actor_rollout_ref.rollout.top_k={ROLLOUT_TOP_K}",
-        "trainer.save_freq=1",
-        "actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]",
-        f"trainer.default_local_dir={ckpt}",
-        "trainer.logger=[console,file]",
-        "trainer.project_name=cures_compare",
-        f"trainer.experiment_name={setting.name}_{arm}_seed{seed}",
-        *overrides,
-        *plan.extra_overrides,
-        f"cures.seed={seed}",
-        f"cures.dump_dir={run_dir / 'cures'}",
-    ]
+    command = training_command(setting, arm, overrides, plan, seed, assets, run_dir)
     command_text = " ".join(command) + "\n"
     finished = (run_dir / "run.json").exists()
     if report_only and not finished:
@@ -390,6 +413,12 @@ def run_arm(
             f"{setting.name}/{arm}/seed {seed}: exit code {done.returncode}; log {run_dir / 'train.log'}"
         )
     train_wall = time.time() - started
+    last = _last_checkpoint(ckpt)
+    if last != plan.total_steps:
+        raise RuntimeError(
+            f"{setting.name}/{arm}/seed {seed}: verl stopped after step {last} of {plan.total_steps} (an arm's "
+            f"trainer.total_epochs or data settings ended it early); log {run_dir / 'train.log'}"
+        )
     first_checkpoint_wall = _checkpoint_wall(ckpt, 1, started)
 
     tokenizer = build_tokenizer(9 * MAX_OPERANDS)

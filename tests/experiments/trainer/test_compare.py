@@ -182,3 +182,42 @@ def test_settings_are_the_preregistered_ones():
         300,
     )
     assert {s.budget_rollouts for s in SETTINGS.values()} == {6912}
+
+
+@pytest.mark.parametrize("batch", [16, 64])
+def test_the_training_command_runs_every_planned_step_whatever_the_arms_batch(tmp_path, batch):
+    # verl's fit loop stops after trainer.total_epochs epochs of len(dataset) // batch steps: an arm that sets the
+    # batch to the whole 64-prompt pool (one step an epoch) stopped at step 30 of 54 before the command set the bound
+    pytest.importorskip("verl")
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_module
+
+    from cures_verl.experiments.trainer.assets import DemoAssets
+    from cures_verl.experiments.trainer.compare import training_command
+    from cures_verl.verl_adapter.hydra_config import register_resolvers
+
+    arm = ("cures.enable=false", f"data.train_batch_size={batch}", "actor_rollout_ref.rollout.n=2")
+    plan = plan_arm(arm, DEFAULT)
+    paths = {name: Path(tmp_path / name) for name in ("model", "tok", "train", "val", "reward")}
+    assets = DemoAssets(
+        model_dir=paths["model"],
+        tokenizer_dir=paths["tok"],
+        train_parquet=paths["train"],
+        val_parquet=paths["val"],
+        reward_path=paths["reward"],
+        **{
+            name: None
+            for name in DemoAssets.__dataclass_fields__
+            if name not in ("model_dir", "tokenizer_dir", "train_parquet", "val_parquet", "reward_path")
+        },
+    )
+    command = training_command(DEFAULT, "n2", arm, plan, 0, assets, tmp_path / "run")
+    assert command[1:4] == ["-m", "cures_verl.main", "profile=cpu"]
+    register_resolvers()
+    with initialize_config_module(config_module="cures_verl.verl_adapter.config", version_base=None):
+        config = compose(config_name="cures_trainer", overrides=command[3:])
+    steps_per_epoch = DEFAULT.num_prompts // config.data.train_batch_size
+    assert config.data.train_batch_size == batch  # the arm's override wins
+    assert config.trainer.total_training_steps == plan.total_steps
+    assert config.trainer.total_epochs * steps_per_epoch >= plan.total_steps
