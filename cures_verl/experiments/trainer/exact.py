@@ -20,6 +20,7 @@ This module imports torch and transformers, not verl.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,10 +157,17 @@ def exact_accuracy(
     return ExactAccuracy(probability=np.clip(correct, 0.0, 1.0), unresolved=unresolved)
 
 
+# transformers' from_pretrained is not thread-safe: it patches process-wide state while it builds a model (the
+# default dtype, empty-weight initialisation), and two loads at once in one process (the comparison scores two runs
+# in threads) gave models with uninitialised weights (logits ~1e38, NaN accuracies). Loads take turns.
+_LOAD_LOCK = threading.Lock()
+
+
 def load_policy(path: str | Path) -> PreTrainedModel:
     """Load a policy saved by ``save_pretrained`` (the demo's initial model, or verl's ``huggingface/``
-    checkpoint) in float32; verl writes float32 tensors under a bfloat16 config ``dtype``."""
+    checkpoint) in float32; verl writes float32 tensors under a bfloat16 config ``dtype``. Thread-safe."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    with _LOAD_LOCK:
+        return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()

@@ -89,3 +89,32 @@ def test_exact_accuracy_refuses_settings_it_cannot_evaluate(tokenizer, random_mo
         exact_accuracy(random_model, tokenizer, PROBLEMS, top_p=0.0)
     with pytest.raises(ValueError, match="max_response_length"):
         exact_accuracy(random_model, tokenizer, PROBLEMS, max_response_length=0)
+
+
+def test_policies_loaded_from_several_threads_at_once_are_the_saved_one(random_assets):
+    # transformers' from_pretrained patches process-wide state: concurrent loads (the comparison scores two runs in
+    # threads) gave uninitialised weights until load_policy serialised them
+    import threading
+
+    import torch
+
+    from cures_verl.experiments.trainer.exact import load_policy
+
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        want = load_policy(random_assets.model_dir)(ids).logits
+    wrong: list[float] = []
+
+    def load_repeatedly() -> None:
+        for _ in range(4):
+            with torch.no_grad():
+                got = load_policy(random_assets.model_dir)(ids).logits
+            if not torch.equal(got, want):
+                wrong.append(float((got - want).abs().max()))
+
+    threads = [threading.Thread(target=load_repeatedly) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
