@@ -38,21 +38,32 @@ COLD = 2  # cold-start rollouts: 16 prompts / 8 per step = 2 cold-start steps
 TOTAL_STEPS = 5  # 2 cold-start + 3 training steps
 
 
-def _run(args: list[str], cwd: Path, timeout: int = TIMEOUT_S) -> str:
-    """Run under the watchdog (a hung Ray run is killed with its whole process group) and require success."""
+def _run(args: list[str], cwd: Path, timeout: int = TIMEOUT_S) -> tuple[str, dict[int, dict[str, float]]]:
+    """Run under the watchdog (a hung Ray run is killed with its whole process group) and require success.
+
+    Returns the console output and the step metrics from verl's file logger. The metrics are read from the file,
+    not parsed from the console: Ray forwards each worker's output and can split or interleave a long
+    ``step:N - ...`` line with another process's, which once dropped keys from a step.
+    """
+    metrics_path = cwd / f"metrics_{len(list(cwd.glob('metrics_*.jsonl')))}.jsonl"
     try:
-        done = run_with_watchdog([sys.executable, *args], timeout_s=timeout, cwd=cwd)
+        done = run_with_watchdog(
+            [sys.executable, *args, "trainer.logger=[console,file]"],
+            timeout_s=timeout,
+            cwd=cwd,
+            extra_env={"VERL_FILE_LOGGER_PATH": str(metrics_path)},
+        )
     except RunTimeout as error:
         pytest.fail(f"run exceeded {timeout} s (hung?); last output:\n{error.output[-4000:]}")
     assert done.returncode == 0, done.stdout[-6000:]
-    return done.stdout
+    return done.stdout, _metrics(metrics_path)
 
 
-def _metrics(output: str) -> dict[int, dict[str, str]]:
-    steps = {}
-    for match in re.finditer(r"step:(\d+) - (.*)", output):
-        steps[int(match.group(1))] = dict(item.split(":", 1) for item in match.group(2).split(" - ") if ":" in item)
-    return steps
+def _metrics(path: Path) -> dict[int, dict[str, float]]:
+    """Step -> metrics, as verl's FileLogger wrote them (one JSON object per step)."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert records, f"verl's file logger wrote no step to {path}"
+    return {int(record["step"]): record["data"] for record in records}
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +107,8 @@ def _cures(tmp: Path, name: str) -> list[str]:
 def full_run(assets, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("full")
     extra = _cures(tmp, "full") + ["trainer.save_freq=3"]
-    output = _run(["-m", "cures_verl.main", *_overrides(assets, steps=TOTAL_STEPS, extra=extra)], cwd=tmp)
-    return tmp / "full", output
+    _, metrics = _run(["-m", "cures_verl.main", *_overrides(assets, steps=TOTAL_STEPS, extra=extra)], cwd=tmp)
+    return tmp / "full", metrics
 
 
 def _records(run_dir: Path) -> list[dict]:
@@ -118,7 +129,7 @@ def _verl_dump(run_dir: Path, step: int) -> list[dict]:
 
 @pytest.mark.slow
 def test_every_prompt_gets_its_allocation_and_the_posterior_counts_the_observed_rewards(full_run, assets):
-    run_dir, output = full_run
+    run_dir, metrics = full_run
     records = _records(run_dir)
     assert [r["phase"] for r in records] == ["cold_start"] * 2 + ["train"] * 3
     questions = _question_to_stable_id(assets)
@@ -154,7 +165,6 @@ def test_every_prompt_gets_its_allocation_and_the_posterior_counts_the_observed_
         np.asarray(tracker["num_correct"]) + tracker["num_incorrect"], [seen_total[int(i)] for i in ids]
     )
     # cold-start steps estimate only; training steps update the actor
-    metrics = _metrics(output)
     assert float(metrics[1]["cures/schedule/skipped_update"]) == 1.0 and "actor/grad_norm" not in metrics[1]
     assert "actor/grad_norm" in metrics[3] and "cures/schedule/skipped_update" not in metrics[3]
     assert float(metrics[3]["cures/alloc/total"]) == BATCH * ROLLOUT_N
@@ -175,11 +185,11 @@ def test_a_resumed_run_plans_the_same_next_batch(full_run, assets, tmp_path):
     run_dir, _ = full_run
     checkpoint = run_dir / "ckpt" / "global_step_3"
     extra = _cures(tmp_path, "resumed") + ["trainer.resume_mode=resume_path", f"trainer.resume_from_path={checkpoint}"]
-    output = _run(["-m", "cures_verl.main", *_overrides(assets, steps=TOTAL_STEPS, extra=extra)], cwd=tmp_path)
+    _, metrics = _run(["-m", "cures_verl.main", *_overrides(assets, steps=TOTAL_STEPS, extra=extra)], cwd=tmp_path)
     # the cumulative counts continue from the checkpoint's
-    _, full_output = full_run
+    _, full_metrics = full_run
     for key in ("progress/rollouts", "progress/updates"):
-        assert _metrics(output)[4][key] == _metrics(full_output)[4][key], key
+        assert metrics[4][key] == full_metrics[4][key], key
     reference = {r["global_step"]: r for r in _records(run_dir)}
     resumed = _records(tmp_path / "resumed")
     assert resumed[0]["global_step"] == 4
@@ -199,12 +209,12 @@ def test_cures_disabled_matches_verls_own_task_runner_under_the_cpu_launcher(ass
         "actor_rollout_ref.rollout.full_determinism=true",
         "data.seed=7",
     ]
-    ours = _run(
+    _, ours = _run(
         ["-m", "cures_verl.main", *_overrides(assets, steps=1, extra=["cures.enable=false", *common])], cwd=tmp_path
     )
     overrides = [o for o in _overrides(assets, steps=1, extra=common) if o != "profile=cpu"]
-    theirs = _run(["-m", "cures_verl.cpu.launch", *overrides], cwd=tmp_path)
-    a, b = _metrics(ours)[1], _metrics(theirs)[1]
+    _, theirs = _run(["-m", "cures_verl.cpu.launch", *overrides], cwd=tmp_path)
+    a, b = ours[1], theirs[1]
     assert not any(k.startswith("cures/") for k in a), "cures.enable=false must not run CurES"
     assert float(a["progress/rollouts"]) == BATCH * ROLLOUT_N and float(a["progress/updates"]) == 1.0
     assert not any(k.startswith("progress/") for k in b)  # verl's own trainer
