@@ -122,6 +122,25 @@ class PosteriorConfig:
     variance allows (policy drift), the counts shrink until the predictive variance matches (capped at
     ``forgetting``)."""
 
+    drift: bool = False
+    """Staleness correction (beyond the paper, core/shared.py): one logistic model of how the population's accuracy
+    drifts, fitted after each step on the prompts seen again (one damped Newton step); every prompt's posterior
+    mean is read moved by the drift since its last observation, in logit space, its strength kept. Per feature
+    when the sampler has prompt features (extra_info.features), one drift for all prompts otherwise. Needs
+    forgetting=0 and allocation.accuracy_estimate=posterior_mean; the sampling weights are then recomputed over
+    the pool each step."""
+
+    feature_prior: bool = False
+    """Predict never-observed prompts from their features (beyond the paper, core/shared.py): a logistic model of
+    first observations on the prompt features moves each unseen prompt's prior mean (its strength kept), so
+    prompts are drawn by what similar prompts showed. Needs prompt features (extra_info.features)."""
+
+    shared_rate: float = 0.5
+    """Damping of each Newton step of the drift and feature-prior models, in (0, 1]."""
+
+    shared_ridge: float = 1.0
+    """Ridge added to those models' Hessian (pseudo-observations at no shift), > 0."""
+
     reward_rule: RewardRule = "binary"
     """How rewards become Beta counts: ``binary`` requires rewards in {0, 1}; ``threshold`` counts a rollout as
     correct when reward >= reward_threshold; ``fractional`` adds r to the correct and 1 - r to the incorrect
@@ -142,6 +161,16 @@ class PosteriorConfig:
         _check_positive("posterior.forgetting", self.forgetting, allow_zero=True)
         if self.forgetting >= 1:
             raise _fail("posterior.forgetting", self.forgetting, "must be < 1 (1 would forget every observation)")
+        if not isinstance(self.shared_rate, int | float) or not 0 < self.shared_rate <= 1:
+            raise _fail("posterior.shared_rate", self.shared_rate, "must lie in (0, 1]")
+        _check_positive("posterior.shared_ridge", self.shared_ridge)
+        if self.drift and self.forgetting > 0:
+            raise _fail(
+                "posterior.drift",
+                self.drift,
+                "drift and forgetting both correct stale estimates and do not combine (forgetting decays toward a "
+                "prior that does not move with the drift); set posterior.forgetting=0 or posterior.drift=false",
+            )
         _check_choice("posterior.reward_rule", self.reward_rule, RewardRule)
         if not isinstance(self.reward_threshold, int | float) or not 0 < self.reward_threshold <= 1:
             raise _fail("posterior.reward_threshold", self.reward_threshold, "must lie in (0, 1]")
@@ -369,6 +398,14 @@ class CuresConfig:
         _check_int("seed", self.seed, minimum=0)
         if self.dump_dir is not None and not isinstance(self.dump_dir, str):
             raise _fail("dump_dir", self.dump_dir, "expected a directory path or null")
+        shared = self.posterior.drift or self.posterior.feature_prior
+        if shared and self.allocation.accuracy_estimate == "mle":
+            raise _fail(
+                "allocation.accuracy_estimate",
+                "mle",
+                "posterior.drift and posterior.feature_prior move the posterior, not the raw counts the MLE reads; "
+                "use accuracy_estimate=posterior_mean",
+            )
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> CuresConfig:

@@ -43,6 +43,7 @@ from cures_verl.core.grouping import PromptCounts, count_rollouts
 from cures_verl.core.report import CurriculumReport
 from cures_verl.core.sampling import SamplingPolicy
 from cures_verl.core.schedule import COLD_START, Schedule, StepPlan
+from cures_verl.core.shared import SharedPrediction
 from cures_verl.core.timeline import Timeline
 
 __all__ = ["CurriculumSampler", "StepPlan"]
@@ -69,11 +70,13 @@ class CurriculumSampler:
             ``config.posterior.prior_source == "dataset"`` and rejected otherwise.
         subset_ids: Per-prompt subset ids, shape ``(num_prompts,)``, required when
             ``config.schedule.split == "field"``.
+        prompt_features: Per-prompt features, shape ``(num_prompts, d)``, for ``posterior.drift`` (a drift per
+            feature) and ``posterior.feature_prior`` (required there); rejected when neither is on.
 
     Raises:
         ValueError: If the budget is infeasible for the allocation bounds, a subset is smaller than a batch,
-            ``sampler.screening_rollouts`` is not below ``rollouts_per_prompt``, or the prior arguments do not
-            match ``prior_source``.
+            ``sampler.screening_rollouts`` is not below ``rollouts_per_prompt``, the prior arguments do not
+            match ``prior_source``, or ``prompt_features`` do not match the shared-prediction keys.
 
     Example:
         >>> from cures_verl.config import preset_config
@@ -97,6 +100,7 @@ class CurriculumSampler:
         config: CuresConfig | None = None,
         prior_accuracy: FloatArray | None = None,
         subset_ids: IntArray | None = None,
+        prompt_features: FloatArray | None = None,
     ) -> None:
         self.config = cfg = config if config is not None else CuresConfig()
         if num_prompts < 1:
@@ -118,6 +122,21 @@ class CurriculumSampler:
         schedule = Schedule(self.num_prompts, self.batch_size, cfg.schedule, seed=cfg.seed, subset_ids=subset_ids)
         self.timeline = Timeline(schedule, cfg.posterior)
         self.tracker = BetaAccuracyTracker.from_config(self.num_prompts, cfg.posterior, prior_accuracy)
+        post = cfg.posterior
+        if post.drift or post.feature_prior:
+            self.tracker.shared = SharedPrediction(
+                self.num_prompts,
+                features=prompt_features,
+                drift=post.drift,
+                feature_prior=post.feature_prior,
+                rate=post.shared_rate,
+                ridge=post.shared_ridge,
+            )
+        elif prompt_features is not None:
+            raise ValueError(
+                "prompt_features were given but nothing reads them; set cures.posterior.drift=true (a drift per "
+                "feature) or cures.posterior.feature_prior=true, or do not pass them"
+            )
         self.policy = SamplingPolicy(
             cfg.sampler, self.tracker, batch_size=self.batch_size, seed=cfg.seed, decays=self.timeline.forgets
         )
@@ -236,7 +255,9 @@ class CurriculumSampler:
         if rate:
             # bounded: lazy, O(1), the bounds of the other prompts cover it until they expire; dense: eager, O(N)
             self.tracker.decay(1.0 - rate, lazy=self.policy.bounded)
-        self.policy.observed(counts.prompt_indices, all_moved=bool(rate))
+        # forgetting, or a shared drift / feature prior just refitted, moves every prompt's weight
+        moved = bool(rate) or (self.tracker.shared is not None and self.timeline.learns)
+        self.policy.observed(counts.prompt_indices, all_moved=moved)
         return metrics
 
     @property

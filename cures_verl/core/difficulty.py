@@ -25,6 +25,7 @@ import numpy as np
 
 from cures_verl.config import PosteriorConfig
 from cures_verl.core._typing import FloatArray, IntArray
+from cures_verl.core.shared import SharedPrediction
 
 __all__ = [
     "BetaAccuracyTracker",
@@ -232,6 +233,8 @@ class BetaAccuracyTracker:
         self._log_scale = 0.0
         #: prompts given no pass rate by :meth:`from_config` (they keep the uniform prior)
         self.num_prior_unknown = 0
+        #: the shared drift / feature prior (core/shared.py) every posterior read goes through; None: independent
+        self.shared: SharedPrediction | None = None
 
     @classmethod
     def from_config(
@@ -338,23 +341,32 @@ class BetaAccuracyTracker:
         return out
 
     def alpha(self, indices: IntArray | None = None) -> FloatArray:
-        """alpha_i = alpha_0 + observed correct, shape ``(len(indices),)`` or ``(num_prompts,)``."""
+        """alpha_i = alpha_0 + observed correct, shape ``(len(indices),)`` or ``(num_prompts,)`` (moved by the shared
+        prediction when one is attached)."""
+        if self.shared is not None:
+            return self.alpha_beta(indices)[0]
         return self._select(self.prior_correct, indices) + self.correct_counts(indices)
 
     def beta(self, indices: IntArray | None = None) -> FloatArray:
         """beta_i = beta_0 + observed incorrect, shape ``(len(indices),)`` or ``(num_prompts,)``."""
+        if self.shared is not None:
+            return self.alpha_beta(indices)[1]
         return self._select(self.prior_incorrect, indices) + self.incorrect_counts(indices)
 
     def alpha_beta(self, indices: IntArray | None = None) -> tuple[FloatArray, FloatArray]:
-        """``(alpha(indices), beta(indices))``, the lazy decay computed once for both."""
+        """``(alpha(indices), beta(indices))``, the lazy decay computed once for both; with :attr:`shared`, the
+        posterior mean moved by its shift (core/shared.py)."""
         scale = self._scale(indices)
         correct = self._correct if indices is None else self._correct[indices]
         incorrect = self._incorrect if indices is None else self._incorrect[indices]
         if scale is not None:
             correct, incorrect = correct * scale, incorrect * scale
-        return self._select(self.prior_correct, indices) + correct, self._select(
-            self.prior_incorrect, indices
-        ) + incorrect
+        alpha = self._select(self.prior_correct, indices) + correct
+        beta = self._select(self.prior_incorrect, indices) + incorrect
+        if self.shared is not None:
+            idx = np.arange(self.num_prompts) if indices is None else np.asarray(indices, dtype=np.int64)
+            return self.shared.apply(idx, alpha, beta)
+        return alpha, beta
 
     def num_observed(self, indices: IntArray | None = None) -> FloatArray:
         """Observed (possibly decayed) rollouts per prompt."""
@@ -407,7 +419,9 @@ class BetaAccuracyTracker:
             added_incorrect = np.bincount(inverse, weights=total - correct, minlength=unique.size).astype(
                 np.float64, copy=False
             )
-        if self._stamp is None:
+        if self.shared is not None:
+            self._update_shared(unique, added_correct, added_incorrect)
+        elif self._stamp is None:
             self._correct[unique] += added_correct
             self._incorrect[unique] += added_incorrect
         else:  # bring the touched prompts' counts up to date, then add
@@ -415,6 +429,21 @@ class BetaAccuracyTracker:
             self._incorrect[unique] = self.incorrect_counts(unique) + added_incorrect
             self._stamp[unique] = self._log_scale
         return unique
+
+    def _update_shared(self, unique: IntArray, added_correct: FloatArray, added_incorrect: FloatArray) -> None:
+        """With the shared prediction: bring the prompts' posteriors to the current frame (the shift written into
+        their counts, whose sum is kept), add the outcomes, fit the shared models on the step, and stamp the prompts
+        (their own counts now hold these outcomes)."""
+        assert self.shared is not None
+        alpha_now, beta_now = self.alpha_beta(unique)
+        predicted = alpha_now / (alpha_now + beta_now)
+        was_seen = self.shared.seen(unique)
+        self._correct[unique] = alpha_now - self._select(self.prior_correct, unique) + added_correct
+        self._incorrect[unique] = beta_now - self._select(self.prior_incorrect, unique) + added_incorrect
+        if self._stamp is not None:
+            self._stamp[unique] = self._log_scale
+        self.shared.learn(unique, added_correct, added_correct + added_incorrect, predicted, was_seen)
+        self.shared.stamp(unique)
 
     def posterior_mean(self, indices: IntArray | None = None) -> FloatArray:
         """Posterior mean alpha / (alpha + beta) (CurES Eq. 24), shape ``(len(indices),)`` or ``(num_prompts,)``."""
@@ -472,6 +501,8 @@ class BetaAccuracyTracker:
 
     def reset(self, indices: IntArray | None = None) -> None:
         """Forget all observations of ``indices`` (all prompts when None): back to the prior."""
+        if self.shared is not None:
+            self.shared.reset(indices)
         if indices is None:
             self._correct[:] = 0.0
             self._incorrect[:] = 0.0
@@ -490,7 +521,7 @@ class BetaAccuracyTracker:
         arrays = [self._correct, self._incorrect, self.prior_correct, self.prior_incorrect]
         if self._stamp is not None:
             arrays.append(self._stamp)
-        return int(sum(a.nbytes for a in arrays))
+        return int(sum(a.nbytes for a in arrays)) + (self.shared.nbytes if self.shared is not None else 0)
 
     def state_dict(self) -> dict[str, Any]:
         """Arrays that reproduce the tracker exactly (copies).
@@ -513,6 +544,8 @@ class BetaAccuracyTracker:
                 "stamp": self._stamp.copy(),
                 "log_scale": self._log_scale,
             }
+        if self.shared is not None:
+            state["shared"] = self.shared.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -535,6 +568,13 @@ class BetaAccuracyTracker:
         self._correct, self._incorrect = arrays[0], arrays[1]
         self._stamp = arrays[2] if lazy else None
         self._log_scale = float(lazy["log_scale"]) if lazy else 0.0
+        if (self.shared is None) != ("shared" not in state):
+            raise ValueError(
+                "the checkpoint's posterior and this run differ in posterior.drift / posterior.feature_prior; "
+                "resume with the settings the run was saved with"
+            )
+        if self.shared is not None:
+            self.shared.load_state_dict(state["shared"])
 
 
 def log_beta_moment(alpha: FloatArray, beta: FloatArray, a: FloatArray | float, b: FloatArray | float) -> FloatArray:

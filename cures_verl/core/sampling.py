@@ -506,7 +506,8 @@ class SamplingPolicy:
         """Recompute every eligible prompt's weight (or bound), O(N). Only called when drawing, so that the generator
         is consumed (Thompson draws on a dense pool) at the same points whether or not a run was restored."""
         weights = np.zeros(self.tracker.num_prompts)
-        self._bounded = self._volatile and self._pool.size > self.dense_pool_max
+        # a shared drift / feature prior (core/shared.py) moves every weight by an amount no bound follows: exact
+        self._bounded = self._volatile and self.tracker.shared is None and self._pool.size > self.dense_pool_max
         if self._bounded:
             self._allocate_bounds()
             self._expiry.clear()

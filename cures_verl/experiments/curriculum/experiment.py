@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from cures_verl.experiments.curriculum.simulator import FloatArray, Learner, LearnerConfig, make_problem
+from cures_verl.experiments.curriculum.simulator import FloatArray, Learner, LearnerConfig, Problem, make_problem
 from cures_verl.experiments.strategies import (
     CALIBRATION_BINS,
     DEFAULT_STRATEGIES,
@@ -128,13 +128,14 @@ class SimulationConfig:
         return self.steps * self.budget
 
     def context(self, seed: int) -> StrategyContext:
-        """The strategy context of one seed."""
+        """The strategy context of one seed (with the seed's problem's cluster labels as prompt groups)."""
         return StrategyContext(
             num_prompts=self.learner.num_prompts,
             batch_size=self.batch_size,
             rollouts_per_prompt=self.rollouts_per_prompt,
             seed=seed,
             options=self.options,
+            prompt_groups=problem_for(self, seed).clusters,
         )
 
 
@@ -253,6 +254,11 @@ class RunResult:
         return float(self.cumulative[hit[0]]) if hit.size else None
 
 
+def problem_for(config: SimulationConfig, seed: int) -> Problem:
+    """The seed's simulated dataset (the same for every strategy)."""
+    return make_problem(config.learner, np.random.default_rng([seed, 101]))
+
+
 def run_strategy(spec: StrategySpec, seed: int, config: SimulationConfig) -> RunResult:
     """Run ``spec`` on the seed's problem until ``config.total_budget`` rollouts are spent.
 
@@ -260,7 +266,7 @@ def run_strategy(spec: StrategySpec, seed: int, config: SimulationConfig) -> Run
         RuntimeError: If the strategy overspends a step, or spends too little to finish within
             4 x ``config.steps`` steps.
     """
-    problem = make_problem(config.learner, np.random.default_rng([seed, 101]))
+    problem = problem_for(config, seed)
     learner = Learner(problem, config.learner)
     env = Environment(
         learner,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cures_verl.experiments.curriculum.simulator import IntArray
 from cures_verl.experiments.strategies.environment import Environment
 
 __all__ = ["Strategy", "StrategyContext", "StrategyOptions", "StrategySpec"]
@@ -91,6 +92,10 @@ class StrategyContext:
 
     options: StrategyOptions = field(default_factory=StrategyOptions)
     """The strategies' hyperparameters."""
+
+    prompt_groups: IntArray | None = None
+    """Per-prompt metadata a dataset would carry (the simulator's cluster, like a topic or skill label), shape
+    ``(num_prompts,)``; None where the runner gives none. Strategies that use prompt features read it."""
 
     def rng(self, stream: int) -> np.random.Generator:
         """An independent generator for this seed (``stream`` tells a strategy's generators apart)."""

@@ -24,7 +24,14 @@ from cures_verl.experiments.curriculum.simulator import FloatArray, grpo_advanta
 from cures_verl.experiments.strategies.base import Strategy, StrategyContext, StrategySpec
 from cures_verl.experiments.strategies.environment import Environment, Rollouts
 
-__all__ = ["CuresStrategy", "cures_config_for", "cures_strategy_spec", "parse_cures_variant"]
+__all__ = [
+    "FEATURES_KEY",
+    "CuresStrategy",
+    "cures_config_for",
+    "cures_strategy_spec",
+    "group_features",
+    "parse_cures_variant",
+]
 
 
 class CuresStrategy(Strategy):
@@ -59,7 +66,9 @@ class CuresStrategy(Strategy):
         ValueError: If a cold-start step (m x N') does not fit in the budget.
     """
 
-    def __init__(self, ctx: StrategyContext, config: CuresConfig, name: str = "cures") -> None:
+    def __init__(
+        self, ctx: StrategyContext, config: CuresConfig, name: str = "cures", *, use_features: bool = False
+    ) -> None:
         self.name = name
         self.config = config
         self.n = ctx.rollouts_per_prompt
@@ -75,6 +84,7 @@ class CuresStrategy(Strategy):
             batch_size=ctx.batch_size,
             rollouts_per_prompt=ctx.rollouts_per_prompt,
             config=config,
+            prompt_features=group_features(ctx) if use_features else None,
         )
 
     def _is_cold_start(self) -> bool:
@@ -178,12 +188,33 @@ def cures_config_for(ctx: StrategyContext, preset: str, overrides: Mapping[str, 
     return preset_config(preset, merged)
 
 
+def group_features(ctx: StrategyContext) -> FloatArray:
+    """One-hot features of the context's prompt groups (the simulator's clusters: a topic label per prompt).
+
+    Raises:
+        ValueError: If the runner gave no groups.
+    """
+    if ctx.prompt_groups is None:
+        raise ValueError("prompt features were asked for but this runner gives no prompt groups")
+    groups = np.asarray(ctx.prompt_groups, dtype=np.int64)
+    features: FloatArray = np.zeros((groups.size, int(groups.max()) + 1))
+    features[np.arange(groups.size), groups] = 1.0
+    return features
+
+
+#: The top-level key of a variant's overrides that gives the sampler the prompts' group labels as features (it is
+#: not a CurES config key: features come with the data).
+FEATURES_KEY = "prompt_features"
+
+
 def cures_strategy_spec(
     name: str, preset: str, overrides: Mapping[str, Any] | None = None, *, description: str | None = None
 ) -> StrategySpec:
     """A :class:`StrategySpec` running CurES with ``preset`` plus nested ``overrides`` (not registered).
 
-    The overrides are validated now, so a bad key fails before any run.
+    The overrides are validated now, so a bad key fails before any run. A top-level ``"prompt_features":
+    "groups"`` is not a config key: it passes the prompts' group labels (one-hot) to the sampler as
+    ``prompt_features`` (for ``posterior.drift`` per feature and ``posterior.feature_prior``).
 
     Raises:
         ValueError: If the preset or an override is invalid.
@@ -196,10 +227,14 @@ def cures_strategy_spec(
     if preset not in PRESETS:
         raise ValueError(f"unknown CurES preset {preset!r}; choose one of {', '.join(PRESETS)}")
     frozen = json.loads(json.dumps(dict(overrides or {})))  # a private, plain copy
+    features = frozen.pop(FEATURES_KEY, None)
+    if features not in (None, "groups"):
+        raise ValueError(f"{name}: {FEATURES_KEY}={features!r} is invalid; the only source is \"groups\"")
     preset_config(preset, frozen)  # validate early: unknown keys and bad values raise here
 
     def factory(ctx: StrategyContext) -> Strategy:
-        return CuresStrategy(ctx, cures_config_for(ctx, preset, frozen), name=name)
+        config = cures_config_for(ctx, preset, frozen)
+        return CuresStrategy(ctx, config, name=name, use_features=features is not None)
 
     text = description or f"CurES preset {preset!r}" + (f" with {json.dumps(frozen, sort_keys=True)}" if frozen else "")
     return StrategySpec(name, factory, text, "CurES, Zeng et al. 2025, arXiv 2510.01037")
