@@ -227,5 +227,8 @@ class SharedPrediction:
                 "resume with the same prompt_features"
             )
         if base.shape != (self.num_prompts,):
-            raise ValueError(f"the checkpoint's shared prediction covers {base.size} prompts, this run {self.num_prompts}")
+            raise ValueError(
+                f"the checkpoint's shared prediction covers {base.size} prompts, this run {self.num_prompts}; "
+                "resume with the same training data"
+            )
         self.w_drift, self.w_level, self.base = w_drift.copy(), w_level.copy(), base.copy()

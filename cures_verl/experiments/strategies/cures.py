@@ -229,7 +229,7 @@ def cures_strategy_spec(
     frozen = json.loads(json.dumps(dict(overrides or {})))  # a private, plain copy
     features = frozen.pop(FEATURES_KEY, None)
     if features not in (None, "groups"):
-        raise ValueError(f"{name}: {FEATURES_KEY}={features!r} is invalid; the only source is \"groups\"")
+        raise ValueError(f'{name}: {FEATURES_KEY}={features!r} is invalid; the only source is "groups"')
     preset_config(preset, frozen)  # validate early: unknown keys and bad values raise here
 
     def factory(ctx: StrategyContext) -> Strategy:
