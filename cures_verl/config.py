@@ -126,14 +126,19 @@ class PosteriorConfig:
     """Staleness correction (beyond the paper, core/shared.py): one logistic model of how the population's accuracy
     drifts, fitted after each step on the prompts seen again (one damped Newton step); every prompt's posterior
     mean is read moved by the drift since its last observation, in logit space, its strength kept. Per feature
-    when the sampler has prompt features (extra_info.features), one drift for all prompts otherwise. Needs
+    when the sampler has prompt features (in verl: feature_field), one drift for all prompts otherwise. Needs
     forgetting=0 and allocation.accuracy_estimate=posterior_mean; the sampling weights are then recomputed over
     the pool each step."""
 
     feature_prior: bool = False
     """Predict never-observed prompts from their features (beyond the paper, core/shared.py): a logistic model of
     first observations on the prompt features moves each unseen prompt's prior mean (its strength kept), so
-    prompts are drawn by what similar prompts showed. Needs prompt features (extra_info.features)."""
+    prompts are drawn by what similar prompts showed. Needs prompt features (in verl: feature_field)."""
+
+    feature_field: str | None = None
+    """The ``extra_info`` field of the training data holding each prompt's features (a list of numbers, the same
+    length on every row, scaled to about unit size), read by drift and feature_prior. null: no features (drift then
+    learns one drift for all prompts; feature_prior needs features)."""
 
     shared_rate: float = 0.5
     """Damping of each Newton step of the drift and feature-prior models, in (0, 1]."""
@@ -164,6 +169,16 @@ class PosteriorConfig:
         if not isinstance(self.shared_rate, int | float) or not 0 < self.shared_rate <= 1:
             raise _fail("posterior.shared_rate", self.shared_rate, "must lie in (0, 1]")
         _check_positive("posterior.shared_ridge", self.shared_ridge)
+        if self.feature_field is not None and (not isinstance(self.feature_field, str) or not self.feature_field):
+            raise _fail(
+                "posterior.feature_field", self.feature_field, "expected the name of an extra_info field or null"
+            )
+        if self.feature_field is not None and not (self.drift or self.feature_prior):
+            raise _fail(
+                "posterior.feature_field",
+                self.feature_field,
+                "nothing reads the features; set posterior.drift=true or posterior.feature_prior=true, or null",
+            )
         if self.drift and self.forgetting > 0:
             raise _fail(
                 "posterior.drift",

@@ -118,8 +118,8 @@ class SharedPrediction:
             self.features = None
         if feature_prior and features is None:
             raise ValueError(
-                "cures.posterior.feature_prior=true needs per-prompt features (prompt_features, in verl the "
-                "extra_info.features column); pass them or set feature_prior=false"
+                "cures.posterior.feature_prior=true needs per-prompt features (prompt_features; in verl set "
+                "cures.posterior.feature_field to the extra_info field that holds them) or feature_prior=false"
             )
         if not 0.0 < float(rate) <= 1.0:
             raise ValueError(f"cures.posterior.shared_rate={rate!r} is invalid: must lie in (0, 1]")

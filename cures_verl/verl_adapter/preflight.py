@@ -322,9 +322,12 @@ def _cures_data(config: DictConfig, cures: CuresConfig, files: list[str], report
     import datasets
 
     from cures_verl.core import CurriculumSampler
-    from cures_verl.verl_adapter.priors import prior_accuracy_for
-    from cures_verl.verl_adapter.sampler import PromptIndex, index_collision_hint, read_extra_info_field
-    from cures_verl.verl_adapter.trainer import _numeric
+    from cures_verl.verl_adapter.sampler import (
+        PromptIndex,
+        curriculum_inputs,
+        index_collision_hint,
+        read_extra_info_field,
+    )
 
     # verl concatenates the files in order (rl_dataset.py:170-180), then keeps train_max_samples rows
     frames = [datasets.Dataset(_read_extra_info(path)) for path in files]
@@ -341,25 +344,19 @@ def _cures_data(config: DictConfig, cures: CuresConfig, files: list[str], report
         "data", f"{index.num_prompts} prompts in {len(files)} file(s), extra_info.index unique ({ids[0]}..{ids[-1]})"
     )
 
-    def field_values(name: str, key: str) -> np.ndarray:
-        try:
-            return read_extra_info_field(frame, name)[index.rows]
-        except ValueError as error:
-            raise ValueError(f"cures.{key}={name}: {error}") from error
-
-    prior = subsets = None
-    if cures.posterior.prior_source == "dataset":
-        values = field_values(cures.posterior.prior_field, "posterior.prior_field")
-        prior = np.array([np.nan if v is None else v for v in values.tolist()], dtype=np.float64)
+    inputs = curriculum_inputs(frame, index, cures)
+    prior = inputs.prior_accuracy
+    if cures.posterior.prior_source == "dataset" and prior is not None:
         report.info("priors", f"extra_info.{cures.posterior.prior_field}: {int(np.isfinite(prior).sum())} prompts")
-    elif cures.posterior.prior_source == "checkpoint":
-        assert cures.posterior.prior_path is not None  # validated by the config
-        prior = prior_accuracy_for(index.stable_ids, cures.posterior.prior_path)
+    elif cures.posterior.prior_source == "checkpoint" and prior is not None:
         found = int(np.isfinite(prior).sum())
         report.info("priors", f"{cures.posterior.prior_path}: {found} of {index.num_prompts} prompts found")
-    if cures.schedule.split == "field" and cures.schedule.mode == "iterations":
-        key = "schedule.subset_field"
-        subsets = _numeric(field_values(cures.schedule.subset_field, key), key).astype(np.int64)
+    if inputs.prompt_features is not None:
+        report.info(
+            "features",
+            f"extra_info.{cures.posterior.feature_field}: {inputs.prompt_features.shape[1]} per prompt",
+        )
+    subsets = inputs.subset_ids
     curriculum = CurriculumSampler(
         index.num_prompts,
         batch_size=int(config.data.train_batch_size),
@@ -367,6 +364,7 @@ def _cures_data(config: DictConfig, cures: CuresConfig, files: list[str], report
         config=cures,
         prior_accuracy=prior,
         subset_ids=subsets,
+        prompt_features=inputs.prompt_features,
     )
     schedule = curriculum.schedule
     sizes = [schedule.subset(s).size for s in range(schedule.num_subsets)]

@@ -16,20 +16,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from cures_verl.config import CuresConfig
 from cures_verl.core import CurriculumSampler, StepPlan
+from cures_verl.verl_adapter.priors import prior_accuracy_for
 
-__all__ = ["CuresBatchSampler", "PromptIndex", "index_collision_hint", "read_extra_info_field"]
+__all__ = [
+    "CuresBatchSampler",
+    "CurriculumInputs",
+    "PromptIndex",
+    "curriculum_inputs",
+    "index_collision_hint",
+    "numeric_field",
+    "read_extra_info_field",
+]
 
 logger = logging.getLogger(__name__)
 
 
-def read_extra_info_field(dataframe: Any, field: str) -> NDArray[Any]:
-    """``extra_info[field]`` of every row of a Hugging Face dataset (verl's ``RLHFDataset.dataframe``).
+def read_extra_info_field(dataframe: Any, field: str, *, as_objects: bool = False) -> NDArray[Any]:
+    """``extra_info[field]`` of every row of a Hugging Face dataset (verl's ``RLHFDataset.dataframe``); with
+    ``as_objects`` a 1-D object array of the rows' Python values (lists of any length, None), else a numpy column.
 
     Raises:
         ValueError: If the dataset has no ``extra_info`` column or a row lacks the field.
@@ -46,8 +59,73 @@ def read_extra_info_field(dataframe: Any, field: str) -> NDArray[Any]:
             f"the training data's extra_info has no {field!r} field (found: "
             f"{', '.join(c.removeprefix('extra_info.') for c in flat.column_names)})"
         )
+    if as_objects:
+        rows = flat[column]
+        objects = np.empty(len(rows), dtype=object)
+        objects[:] = rows
+        return objects
     values = np.asarray(flat.with_format("numpy")[column])
     return values
+
+
+def numeric_field(values: NDArray[Any], key: str) -> NDArray[np.float64]:
+    """A per-prompt extra_info column as float64, refusing nulls and non-numbers with the config key named."""
+    try:
+        out = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cures.{key}: the extra_info field must be a number on every row ({exc})") from exc
+    if np.isnan(out).any():
+        raise ValueError(f"cures.{key}: {int(np.isnan(out).sum())} rows have no value (null) in that extra_info field")
+    return out
+
+
+@dataclass(frozen=True)
+class CurriculumInputs:
+    """What the core sampler reads from the training data besides the ids (each None when the config needs none)."""
+
+    prior_accuracy: NDArray[np.float64] | None
+    subset_ids: NDArray[np.int64] | None
+    prompt_features: NDArray[np.float64] | None
+
+
+def curriculum_inputs(dataframe: Any, index: PromptIndex, config: CuresConfig) -> CurriculumInputs:
+    """Per-prompt priors (``posterior.prior_source``), subsets (``schedule.split=field``) and features
+    (``posterior.feature_field``) of the training data, in the core's prompt order; shared by the trainer and the
+    pre-flight.
+
+    Raises:
+        ValueError: Naming the config key and the field when a field is missing, null, not numeric, or (features)
+            not a list of the same length on every row.
+    """
+
+    def field_values(name: str, key: str, *, as_objects: bool = False) -> NDArray[Any]:
+        try:
+            return read_extra_info_field(dataframe, name, as_objects=as_objects)[index.rows]
+        except ValueError as error:
+            raise ValueError(f"cures.{key}={name}: {error}") from error
+
+    post, schedule = config.posterior, config.schedule
+    prior = subsets = features = None
+    if post.prior_source == "dataset":
+        values = field_values(post.prior_field, "posterior.prior_field")
+        prior = np.array([np.nan if v is None else v for v in values.tolist()], dtype=np.float64)
+    elif post.prior_source == "checkpoint":
+        assert post.prior_path is not None  # validated by the config
+        prior = prior_accuracy_for(index.stable_ids, Path(post.prior_path))
+    if schedule.split == "field" and schedule.mode == "iterations":
+        key = "schedule.subset_field"
+        subsets = numeric_field(field_values(schedule.subset_field, key), key).astype(np.int64)
+    if post.feature_field is not None:
+        key = f"posterior.feature_field={post.feature_field}"
+        rows = field_values(post.feature_field, "posterior.feature_field", as_objects=True).tolist()
+        lengths = {len(row) if row is not None and hasattr(row, "__len__") else -1 for row in rows}
+        if len(lengths) != 1 or -1 in lengths or 0 in lengths:
+            raise ValueError(
+                f"cures.{key}: every row must hold a non-empty list of numbers of one length (found lengths "
+                f"{sorted(lengths)[:5]}, -1 = missing or not a list)"
+            )
+        features = numeric_field(np.array([list(row) for row in rows], dtype=object), key)
+    return CurriculumInputs(prior, subsets, features)
 
 
 def index_collision_hint(train_files: Any) -> str:

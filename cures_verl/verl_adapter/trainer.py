@@ -48,11 +48,11 @@ from cures_verl.config import CuresConfig
 from cures_verl.core import CurriculumSampler, StepPlan, advantage_weights, rewards_to_outcomes, small_group_advantages
 from cures_verl.verl_adapter import metrics as cures_metrics
 from cures_verl.verl_adapter.hydra_config import cures_config_from
-from cures_verl.verl_adapter.priors import prior_accuracy_for
 from cures_verl.verl_adapter.progress import ProgressTrainer
 from cures_verl.verl_adapter.sampler import (
     CuresBatchSampler,
     PromptIndex,
+    curriculum_inputs,
     index_collision_hint,
     read_extra_info_field,
 )
@@ -143,17 +143,6 @@ def check_trainer_config(config: DictConfig, cures: CuresConfig) -> None:
             )
     if problems:
         raise ValueError("CurES cannot run with these settings:\n  - " + "\n  - ".join(problems))
-
-
-def _numeric(values: np.ndarray, key: str) -> np.ndarray:
-    """A per-prompt extra_info column as float64, refusing nulls and non-numbers with the config key named."""
-    try:
-        out = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"cures.{key}: the extra_info field must be a number on every row ({exc})") from exc
-    if np.isnan(out).any():
-        raise ValueError(f"cures.{key}: {int(np.isnan(out).sum())} rows have no value (null) in that extra_info field")
-    return out
 
 
 def _as_list(values: Any) -> list[Any]:
@@ -309,28 +298,16 @@ class CuresTrainer(ProgressTrainer):
             index = PromptIndex(read_extra_info_field(self.train_dataset.dataframe, "index"))
         except ValueError as error:
             raise ValueError(f"{error}{index_collision_hint(self.config.data.train_files)}") from error
-        frame = self.train_dataset.dataframe
-
-        def column(field: str, key: str) -> np.ndarray:
-            return _numeric(read_extra_info_field(frame, field)[index.rows], key)
-
-        prior = subsets = None
-        if cfg.posterior.prior_source == "dataset":
-            values = read_extra_info_field(frame, cfg.posterior.prior_field)[index.rows]
-            prior = np.array([np.nan if v is None else v for v in values.tolist()], dtype=np.float64)
-        elif cfg.posterior.prior_source == "checkpoint":
-            assert cfg.posterior.prior_path is not None  # validated by the config
-            prior = prior_accuracy_for(index.stable_ids, cfg.posterior.prior_path)
-        if cfg.schedule.split == "field" and cfg.schedule.mode == "iterations":
-            subsets = column(cfg.schedule.subset_field, "schedule.subset_field").astype(np.int64)
+        inputs = curriculum_inputs(self.train_dataset.dataframe, index, cfg)
         rollout_n = int(self.config.actor_rollout_ref.rollout.n)
         self.curriculum = CurriculumSampler(
             index.num_prompts,
             batch_size=int(self.config.data.train_batch_size),
             rollouts_per_prompt=rollout_n,
             config=cfg,
-            prior_accuracy=prior,
-            subset_ids=subsets,
+            prior_accuracy=inputs.prior_accuracy,
+            subset_ids=inputs.subset_ids,
+            prompt_features=inputs.prompt_features,
         )
         schedule = self.curriculum.schedule
         # verl computed steps_per_epoch = len(dataloader) and total_training_steps (configured or per epoch x epochs)

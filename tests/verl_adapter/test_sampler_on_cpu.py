@@ -190,3 +190,49 @@ def test_two_training_files_with_the_same_ids_are_refused_naming_files_and_offse
     # disjoint files, or a single file, need no hint
     assert index_collision_hint([str(first), str(third)]) == ""
     assert index_collision_hint(str(first)) == ""
+
+
+def _frame_with(extra_rows):
+    return datasets.Dataset.from_list([{"extra_info": row} for row in extra_rows])
+
+
+def test_prompt_features_are_read_in_the_cores_order_for_the_shared_prediction():
+    from cures_verl.verl_adapter.sampler import curriculum_inputs
+
+    # rows out of id order: the core's prompt i is the i-th smallest extra_info.index
+    rows = [{"index": 7, "feat": [0.0, 1.0]}, {"index": 3, "feat": [1.0, 0.0]}, {"index": 5, "feat": [0.5, 0.5]}]
+    frame = _frame_with(rows)
+    index = PromptIndex(read_extra_info_field(frame, "index"))
+    posterior = {"drift": True, "feature_prior": True, "feature_field": "feat"}
+    cfg = preset_config("paper", {"posterior": posterior, "schedule": {"mode": "continuous"}})
+    inputs = curriculum_inputs(frame, index, cfg)
+    np.testing.assert_array_equal(inputs.prompt_features, [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    sampler = CurriculumSampler(
+        3, batch_size=1, rollouts_per_prompt=4, config=cfg, prompt_features=inputs.prompt_features
+    )
+    assert sampler.tracker.shared is not None and sampler.tracker.shared.dim == 3
+    # without feature_field nothing is read
+    assert (
+        curriculum_inputs(frame, index, preset_config("paper", {"posterior": {"drift": True}})).prompt_features is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("feats", "match"),
+    [
+        ([[1.0], [1.0, 2.0]], "one length"),
+        ([[1.0], None], "one length"),
+        ([[1.0], [float("nan")]], "no value"),
+    ],
+)
+def test_bad_prompt_features_name_the_key_and_the_problem(feats, match):
+    from cures_verl.verl_adapter.sampler import curriculum_inputs
+
+    frame = _frame_with([{"index": i, "feat": f} for i, f in enumerate(feats)])
+    index = PromptIndex(read_extra_info_field(frame, "index"))
+    cfg = preset_config("paper", {"posterior": {"drift": True, "feature_field": "feat"}})
+    with pytest.raises(ValueError, match=rf"cures\.posterior\.feature_field=feat.*{match}"):
+        curriculum_inputs(frame, index, cfg)
+    missing = preset_config("paper", {"posterior": {"drift": True, "feature_field": "nope"}})
+    with pytest.raises(ValueError, match=r"cures\.posterior\.feature_field=nope.*no 'nope' field"):
+        curriculum_inputs(frame, index, missing)

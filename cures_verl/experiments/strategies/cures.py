@@ -176,14 +176,24 @@ def cures_config_for(ctx: StrategyContext, preset: str, overrides: Mapping[str, 
 
     The schedule gets ``num_iterations = num_prompts // (cures_subset_batches * batch_size)`` subsets,
     ``steps_per_iteration = cures_steps_per_iteration`` and ``cold_start_rollouts`` from the options (the paper's
-    T=15 subsets of ~10k prompts, 10 steps of 1024 prompts each, N'=4), and the run's seed. ``overrides`` (nested,
-    as for :func:`~cures_verl.config.preset_config`) win over all of these.
+    T=15 subsets of ~10k prompts, 10 steps of 1024 prompts each, N'=4), and the run's seed; a schedule key the
+    preset itself sets (``recommended``: no cold start) keeps the preset's value. ``overrides`` (nested, as for
+    :func:`~cures_verl.config.preset_config`) win over all of these.
+
+    Example:
+        >>> ctx = StrategyContext(num_prompts=9600, batch_size=64, rollouts_per_prompt=8, seed=0)
+        >>> cures_config_for(ctx, "recommended").schedule.cold_start_rollouts
+        0
+        >>> cures_config_for(ctx, "paper").schedule.cold_start_rollouts
+        4
     """
-    schedule = {
+    defaults = {
         "num_iterations": ctx.num_iterations,
         "steps_per_iteration": ctx.options.cures_steps_per_iteration,
         "cold_start_rollouts": ctx.options.cold_start_rollouts,
     }
+    preset_schedule = PRESETS[preset].get("schedule", {})
+    schedule = {key: value for key, value in defaults.items() if key not in preset_schedule}
     merged = merge_overrides({"seed": ctx.seed, "schedule": schedule}, overrides or {})
     return preset_config(preset, merged)
 
