@@ -54,6 +54,7 @@ PriorSource = Literal["uniform", "dataset", "checkpoint"]
 ForgettingRule = Literal["constant", "adaptive"]
 AllocationRule = Literal["proportional", "marginal_value"]
 AdvantageBaseline = Literal["group", "posterior"]
+LossNormalizer = Literal["all", "informative"]
 AdvantageScale = Literal["posterior_std", "none"]
 
 
@@ -287,6 +288,12 @@ class AllocationConfig:
     nominal_n / n_i under verl's token-mean loss. ``rollout``: every rollout counts equally, so a prompt weighs in
     proportion to n_i (what verl does by default and what the released code does)."""
 
+    loss_normalizer: LossNormalizer = "all"
+    """Which rollouts the policy loss's mean counts (beyond the paper, docs/screening.md). ``all``: every rollout of
+    the step (verl). ``informative``: only rollouts with a nonzero advantage; the advantages are scaled by
+    (rollouts) / (rollouts with a nonzero advantage), as if the step's batch held only groups with both outcomes,
+    which is what a two-round screen (Speed-RL) or DAPO's filtering gives, without a second generation round."""
+
     advantage_baseline: AdvantageBaseline = "group"
     """The GRPO baseline. ``group``: each group's own mean and std (verl, paper). ``posterior`` (beyond the paper,
     docs/posterior_advantage.md): rollouts of a prompt with at most posterior_baseline_max_group rollouts in the step
@@ -318,6 +325,7 @@ class AllocationConfig:
         _check_choice("allocation.zero_variance", self.zero_variance, ZeroVariancePolicy)
         _check_int("allocation.multiple_of", self.multiple_of, minimum=1)
         _check_choice("allocation.loss_weighting", self.loss_weighting, LossWeighting)
+        _check_choice("allocation.loss_normalizer", self.loss_normalizer, LossNormalizer)
         _check_choice("allocation.advantage_baseline", self.advantage_baseline, AdvantageBaseline)
         _check_int("allocation.posterior_baseline_max_group", self.posterior_baseline_max_group, minimum=2)
         _check_choice("allocation.posterior_baseline_scale", self.posterior_baseline_scale, AdvantageScale)

@@ -25,6 +25,7 @@ from cures_verl.core.allocation import (
     advantage_weights,
     allocate_rollouts,
     grad_std_from_gradient_norms,
+    informative_scale,
     round_preserving_sum,
 )
 from cures_verl.core.curriculum import CurriculumSampler
@@ -63,6 +64,7 @@ __all__ = [
     "SumTree",
     "Timeline",
     "advantage_weights",
+    "informative_scale",
     "allocate_rollouts",
     "beta_mean",
     "beta_variance",

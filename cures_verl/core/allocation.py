@@ -33,6 +33,7 @@ __all__ = [
     "allocate_by_marginal_value",
     "allocate_rollouts",
     "grad_std_from_gradient_norms",
+    "informative_scale",
     "informative_value_gains",
     "round_preserving_sum",
 ]
@@ -253,6 +254,23 @@ def allocate_rollouts(
         )
     counts[kept] = round_preserving_sum(continuous, target, lo=min_per_prompt, hi=max_per_prompt)
     return counts
+
+
+def informative_scale(nonzero_rows: np.ndarray) -> float:
+    """The factor on a step's advantages under ``allocation.loss_normalizer=informative``: rollouts over rollouts with
+    a nonzero advantage, so a loss averaged over all rollouts weighs the informative ones as a loss averaged over
+    them alone would (rows with a zero advantage add nothing to the gradient, only to the mean's count). 1 when no
+    row is informative (nothing to scale) or every row is.
+
+    Example:
+        >>> informative_scale(np.array([True, True, False, False, False, False, True, True]))  # 4 of 8
+        2.0
+        >>> informative_scale(np.zeros(3, dtype=bool))
+        1.0
+    """
+    rows = np.asarray(nonzero_rows, dtype=bool)
+    informative = int(np.count_nonzero(rows))
+    return float(rows.size) / informative if informative else 1.0
 
 
 def advantage_weights(

@@ -45,7 +45,14 @@ from verl.utils.dataset.rl_dataset import collate_fn
 from verl.utils.debug import marked_timer
 
 from cures_verl.config import CuresConfig
-from cures_verl.core import CurriculumSampler, StepPlan, advantage_weights, rewards_to_outcomes, small_group_advantages
+from cures_verl.core import (
+    CurriculumSampler,
+    StepPlan,
+    advantage_weights,
+    informative_scale,
+    rewards_to_outcomes,
+    small_group_advantages,
+)
 from cures_verl.verl_adapter import metrics as cures_metrics
 from cures_verl.verl_adapter.hydra_config import cures_config_from
 from cures_verl.verl_adapter.progress import ProgressTrainer
@@ -201,6 +208,15 @@ def _row_sums(values: Any) -> np.ndarray:
     if nonempty.size:
         out[nonempty] = np.add.reduceat(flat, offsets[nonempty])
     return out
+
+
+def _row_nonzero(values: Any) -> np.ndarray:
+    """Whether each row of a jagged (B, T) tensor has a nonzero entry, shape (B,)."""
+    flat = values.values().detach().cpu().numpy()
+    lengths = values.offsets().diff().cpu().numpy()
+    row_of_token = np.repeat(np.arange(lengths.size), lengths)
+    nonzero: np.ndarray = np.bincount(row_of_token[flat != 0], minlength=lengths.size) > 0
+    return nonzero
 
 
 def _scale_rows(values: Any, row_weights: np.ndarray) -> Any:
@@ -478,7 +494,8 @@ class CuresTrainer(ProgressTrainer):
         plan = self._step_plan
         alloc = self.cures_config.allocation
         posterior = alloc.advantage_baseline == "posterior"
-        if plan is None or (alloc.loss_weighting == "rollout" and not posterior):
+        informative = alloc.loss_normalizer == "informative"
+        if plan is None or (alloc.loss_weighting == "rollout" and not posterior and not informative):
             return batch
         keys = self._real_keys(batch)
         if not keys:
@@ -498,6 +515,13 @@ class CuresTrainer(ProgressTrainer):
             # jagged rows [a_0 | a_1 ...] -> row r scaled by w_r, in one pass over the tokens
             advantages = _scale_rows(advantages, row_weights)
             metrics[cures_metrics.key("alloc/advantage_weight_max")] = float(row_weights.max())
+        if informative:
+            # the loss's mean counts only rows with a nonzero advantage: the rows scaled by rows / such rows
+            nonzero = _row_nonzero(advantages)
+            scale = informative_scale(nonzero)
+            advantages = _scale_rows(advantages, np.full(len(keys), scale, dtype=np.float32))
+            metrics[cures_metrics.key("alloc/informative_share")] = float(nonzero.mean())
+            metrics[cures_metrics.key("alloc/informative_scale")] = scale
         tq.kv_batch_put(
             keys=keys, partition_id=batch.partition_id, fields=tu.get_tensordict({"advantages": advantages})
         )

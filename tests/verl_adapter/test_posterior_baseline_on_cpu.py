@@ -105,3 +105,47 @@ def test_the_posterior_baseline_is_refused_where_there_is_no_outcome_to_centre(m
         check_trainer_config(trainer.config, trainer.cures_config)
     assert "algorithm.adv_estimator=gae" in str(error.value)
     assert "algorithm.use_kl_in_reward=true" in str(error.value)
+
+
+@pytest.mark.parametrize("baseline", ["group", "posterior"])
+def test_the_informative_normalizer_scales_the_step_by_rows_over_informative_rows(
+    make_trainer, kv_store, tmp_path, baseline
+):
+    # cures.allocation.loss_normalizer=informative: the loss's mean counts only rows with a nonzero advantage, so
+    # every advantage of the step is scaled by rows / such rows (GRPO's all-equal groups have none)
+    trainer = make_trainer(
+        tmp_path,
+        "cures.allocation.loss_normalizer=informative",
+        f"cures.allocation.advantage_baseline={baseline}",
+        "cures.allocation.posterior_baseline_max_group=3",
+    )
+    trainer.global_steps = 0
+
+    def rewards_of(prompts):  # prompts 0-3 always right, 4-7 always wrong, the rest alternate
+        alternate = np.arange(prompts.size) % 2 == 0
+        return np.where(prompts < 4, 1.0, np.where(prompts < 8, 0.0, alternate))
+
+    max_group = 3 if baseline == "posterior" else 0
+    scales = []
+    for _ in range(5):
+        trainer.global_steps += 1
+        uids = [str(uid) for uid in trainer._fetch_one_gen_batch()["uid"]]
+        plan = trainer._step_plan
+        alpha, beta = trainer.curriculum.tracker.alpha_beta(plan.prompt_indices)
+        prompts = np.repeat(plan.prompt_indices, plan.rollouts)
+        rewards = np.asarray(rewards_of(prompts), dtype=float)
+        lengths = [1 + k % 3 for k in range(prompts.size)]
+        meta = kv_store.put_rollouts(uids, plan.rollouts.tolist(), rewards.tolist(), lengths)
+        metrics: dict = {}
+        trainer._compute_advantage(meta, metrics)
+        expected = _expected(plan, prompts, alpha, beta, rewards, max_group)
+        nonzero = np.abs(expected) > 1e-6
+        scale = nonzero.size / nonzero.sum() if nonzero.any() else 1.0
+        for row, value in zip(kv_store.field(meta.keys, "advantages"), expected * scale, strict=True):
+            np.testing.assert_allclose(row.numpy(), value, rtol=1e-5, atol=1e-6)
+        assert metrics["cures/alloc/informative_scale"] == pytest.approx(scale)
+        assert metrics["cures/alloc/informative_share"] == pytest.approx(nonzero.mean())
+        scales.append(scale)
+        trainer._observe(meta)
+    if baseline == "group":
+        assert max(scales) > 1.0  # all-equal groups occurred: the test exercised the scaling

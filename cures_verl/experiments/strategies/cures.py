@@ -15,7 +15,7 @@ import numpy as np
 
 from cures_verl.config import PRESETS, CuresConfig, preset_config
 from cures_verl.core.advantage import small_group_advantages
-from cures_verl.core.allocation import advantage_weights
+from cures_verl.core.allocation import advantage_weights, informative_scale
 from cures_verl.core.curriculum import CurriculumSampler, StepPlan
 from cures_verl.core.schedule import COLD_START
 from cures_verl.core.screening import needs_screening, reallocate_after_screening, screening_verdict
@@ -109,8 +109,19 @@ class CuresStrategy(Strategy):
             env.record_prediction(plan.prompt_indices[keep], plan.predicted_accuracy[keep], out)
         if plan.is_training and out.size:
             weights = advantage_weights(counts, self.n, loss_weighting=self.config.allocation.loss_weighting)
-            env.train(out, loss_weights=np.repeat(weights, counts), advantages=self._advantages(out))
+            self._train(env, out, np.repeat(weights, counts))
         self.sampler.observe(out.prompt_ids, out.rewards)
+
+    def _train(self, env: Environment, batch: Rollouts, loss_weights: FloatArray) -> None:
+        """One update; under ``allocation.loss_normalizer=informative`` the weights are scaled by
+        :func:`~cures_verl.core.allocation.informative_scale` of the rows with a nonzero advantage, as the verl
+        trainer does."""
+        advantages = self._advantages(batch)
+        if self.config.allocation.loss_normalizer == "informative":
+            if advantages is None:
+                advantages = grpo_advantages(batch.group_ids, batch.rewards)
+            loss_weights = loss_weights * informative_scale(advantages != 0)
+        env.train(batch, loss_weights=loss_weights, advantages=advantages)
 
     def _advantages(self, batch: Rollouts) -> FloatArray | None:
         """The update's advantages: None (verl's GRPO) unless ``allocation.advantage_baseline=posterior``, where the
@@ -167,7 +178,7 @@ class CuresStrategy(Strategy):
             ids = prompts[trained]
             order = np.argsort(ids)
             position = order[np.searchsorted(ids[order], batch.prompt_ids)]
-            env.train(batch, loss_weights=weights[position], advantages=self._advantages(batch))
+            self._train(env, batch, weights[position])
         self.sampler.observe(generated.prompt_ids, generated.rewards)
 
 

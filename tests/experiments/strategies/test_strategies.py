@@ -507,3 +507,26 @@ def test_a_screen_as_large_as_a_group_is_rejected_with_the_key_named():
     spec = cures_strategy_spec("x", "recommended", {"sampler": {"screening_rollouts": 4}})
     with pytest.raises(ValueError, match=r"cures\.sampler\.screening_rollouts=4"):
         spec.factory(ctx)
+
+
+def test_the_informative_normalizer_scales_an_sgd_step_by_rows_over_informative_rows():
+    # allocation.loss_normalizer=informative multiplies the step's loss weights by rows / rows with a nonzero
+    # advantage; with plain SGD the parameter change is that multiple of the plain run's, on the same rollouts
+    learner_cfg = LearnerConfig(num_prompts=640, num_clusters=8, optimizer="sgd", lr=1.0)
+    ctx = StrategyContext(num_prompts=640, batch_size=16, rollouts_per_prompt=8, seed=0)
+    changes, scales = {}, {}
+    for normalizer in ("all", "informative"):
+        learner = Learner(make_problem(learner_cfg, np.random.default_rng(1)), learner_cfg)
+        env = Environment(learner, batch_size=16, rollouts_per_prompt=8, rng=np.random.default_rng(2))
+        overrides = {"schedule": {"mode": "continuous", "cold_start_rollouts": 0}}
+        overrides["allocation"] = {"loss_normalizer": normalizer}
+        strategy = CuresStrategy(ctx, cures_config_for(ctx, "paper", overrides))
+        before = learner.params.copy()
+        strategy.step(env)
+        changes[normalizer] = learner.params - before
+        plan = strategy.sampler.last_plan
+        rewards = strategy.sampler.tracker.num_correct[plan.prompt_indices]
+        mixed = (rewards > 0) & (rewards < plan.rollouts)
+        scales[normalizer] = plan.rollouts.sum() / plan.rollouts[mixed].sum()
+    assert scales["informative"] > 1.0  # some groups were all-equal
+    np.testing.assert_allclose(changes["informative"], scales["informative"] * changes["all"], rtol=1e-9, atol=1e-12)
