@@ -130,8 +130,9 @@ def check_trainer_config(config: DictConfig, cures: CuresConfig) -> None:
         # trainer generates once per step (trainer_sync.py's step); the option exists for the core and the benchmark.
         problems.append(
             f"cures.sampler.screening_rollouts={cures.sampler.screening_rollouts}: screening is a benchmark/core "
-            "option only for now (it needs two generation rounds per step, which verl's V1 trainer does not do); "
-            "set cures.sampler.screening_rollouts=0"
+            "option (it needs two generation rounds per step, which verl's V1 trainer does not do); set "
+            "cures.sampler.screening_rollouts=0, and cures.allocation.loss_normalizer=informative for its one-round "
+            "form (docs/screening.md)"
         )
     if cures.allocation.advantage_baseline == "posterior":
         # the posterior baseline replaces verl's GRPO outcome advantage (core_algos.py compute_grpo_outcome_advantage)
