@@ -116,6 +116,18 @@ def count_rollouts(
         raise ValueError(f"prompt_indices and rewards differ in length: {idx.size} vs {outcomes.size}")
     if idx.size and idx.min() < 0:
         raise ValueError("prompt ids must be >= 0")
+    if idx.size:
+        # a trainer's batch holds each prompt's rollouts together: [7, 7, 3, 3, 3] -> runs at 0, 2 of prompts
+        # [7, 3]; when no prompt has two runs, sum each run and sort the m prompts (not the k rollouts)
+        starts = np.flatnonzero(np.concatenate([[True], idx[1:] != idx[:-1]]))
+        runs = idx[starts]
+        order = np.argsort(runs, kind="stable")
+        sorted_runs = runs[order]
+        if np.all(sorted_runs[1:] > sorted_runs[:-1]):
+            lengths = np.diff(np.append(starts, idx.size))
+            run_of_rollout = np.repeat(np.arange(runs.size), lengths)  # bincount adds in rollout order, as below
+            correct = np.bincount(run_of_rollout, weights=outcomes, minlength=runs.size)[order].astype(np.float64)
+            return PromptCounts(sorted_runs, correct, lengths[order].astype(np.float64))
     # [7, 3, 7, 7] -> unique [3, 7], inverse [1, 0, 1, 1] -> sums by bincount
     unique, inverse = np.unique(idx, return_inverse=True)
     correct = np.bincount(inverse, weights=outcomes, minlength=unique.size).astype(np.float64)

@@ -45,12 +45,13 @@ def average_ranks(x: FloatArray) -> FloatArray:
         >>> average_ranks(np.array([0.3, 0.1, 0.3])).tolist()
         [1.5, 0.0, 1.5]
     """
+    # one sort: [0.3, 0.1, 0.3] -> sorted [0.1, 0.3, 0.3], tie runs [0, 1) [1, 3) -> mean ranks 0, 1.5
     order = np.argsort(x, kind="stable")
-    ranks = np.empty(x.size)
-    ranks[order] = np.arange(x.size, dtype=np.float64)
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    result: FloatArray = (sums / counts)[inverse]
+    ordered = x[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if x.size else np.empty(0, int)
+    ends = np.append(starts[1:], x.size)
+    result: FloatArray = np.empty(x.size)
+    result[order] = np.repeat((starts + ends - 1) / 2.0, ends - starts)
     return result
 
 

@@ -44,3 +44,25 @@ def test_length_mismatch_and_bad_ids_raise():
         count_rollouts(np.array([-1]), np.array([1.0]))
     with pytest.raises(ValueError, match="integers"):
         count_rollouts(np.array([0.5]), np.array([1.0]))
+
+
+@given(
+    st.lists(st.integers(0, 50), unique=True, max_size=12),
+    st.data(),
+)
+def test_rollouts_grouped_by_prompt_count_like_the_general_path_bit_for_bit(prompts, data):
+    # a trainer's batch holds each prompt's rollouts together (the fast path: one sum per run); the counts must be
+    # those of the general path (np.unique + bincount), fractional rewards included
+    sizes = [data.draw(st.integers(1, 6)) for _ in prompts]
+    ids = np.repeat(np.array(prompts, dtype=np.int64), sizes)
+    rewards = np.array(data.draw(st.lists(st.floats(0, 1), min_size=ids.size, max_size=ids.size)), dtype=float)
+    got = count_rollouts(ids, rewards, rule="fractional")
+    unique, inverse = np.unique(ids, return_inverse=True)
+    np.testing.assert_array_equal(got.prompt_indices, unique)
+    np.testing.assert_array_equal(got.num_correct, np.bincount(inverse, weights=rewards, minlength=unique.size))
+    np.testing.assert_array_equal(got.num_total, np.bincount(inverse, minlength=unique.size).astype(float))
+    # a prompt in two runs takes the general path and still counts both
+    if len(prompts) >= 2:
+        split = np.concatenate([ids, ids[:1]])
+        again = count_rollouts(split, np.concatenate([rewards, rewards[:1]]), rule="fractional")
+        assert again.num_total[np.searchsorted(again.prompt_indices, ids[0])] == sizes[0] + 1

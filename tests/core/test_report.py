@@ -37,3 +37,14 @@ def test_observation_reports_the_batch_and_calibration():
     assert out["batch/frac_zero_variance"] == 2 / 3  # all wrong, all right
     assert out["posterior/pred_realised_rank_corr"] == 1.0
     assert out["posterior/pred_abs_error"] == np.mean([0.1, 0.0, 0.4])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(-5, 5, allow_nan=False).map(lambda v: round(v, 1)), max_size=40))
+def test_average_ranks_equal_the_mean_rank_of_each_tie_group(values):
+    x = np.array(values, dtype=float)
+    order = np.argsort(x, kind="stable")
+    plain = np.empty(x.size)
+    plain[order] = np.arange(x.size)
+    want = np.array([plain[x == v].mean() for v in x])
+    np.testing.assert_array_equal(average_ranks(x), want)
