@@ -26,6 +26,8 @@ This module starts verl only in subprocesses; it imports no verl itself.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import math
@@ -33,7 +35,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -564,8 +566,40 @@ def run_comparison(spec: ComparisonSpec, *, progress: Any = print) -> dict[str, 
     """Run every setting x seed x arm (``spec.jobs`` at a time) and return the results document.
 
     Raises:
-        RuntimeError: If a run fails (the others still finish first; every failure is listed).
+        RuntimeError: If a run fails (the others still finish first; every failure is listed), or another comparison
+            is running in the same ``spec.out`` (the two would train into, and delete, the same run directories).
     """
+    if spec.report_only:  # reads finished runs only
+        return _run_comparison(spec, progress)
+    spec.out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(spec.out / ".compare.lock"):
+        return _run_comparison(spec, progress)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (released when the process ends, even when killed)."""
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RuntimeError(
+                f"another comparison ({holder}) is running in {lock_path.parent}; wait for it, or give this one "
+                "another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_comparison(spec: ComparisonSpec, progress: Any) -> dict[str, Any]:
     results: dict[str, Any] = {"settings": {}}
     tasks = []
     for setting in spec.settings:

@@ -221,3 +221,37 @@ def test_the_training_command_runs_every_planned_step_whatever_the_arms_batch(tm
     assert config.data.train_batch_size == batch  # the arm's override wins
     assert config.trainer.total_training_steps == plan.total_steps
     assert config.trainer.total_epochs * steps_per_epoch >= plan.total_steps
+
+
+def test_a_second_comparison_in_the_same_directory_is_refused(tmp_path):
+    # two comparisons in one --out train into, and delete, the same run directories: the second must stop at once
+    import fcntl
+    import subprocess
+    import sys
+
+    from cures_verl.experiments.trainer.compare import SETTINGS, ComparisonSpec, run_comparison
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "f.write('pid 4242'); f.flush(); print('locked', flush=True); time.sleep(60)",
+            str(tmp_path / ".compare.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        spec = ComparisonSpec(
+            settings=[SETTINGS["default"]], arms={"grpo": ("cures.enable=false",)}, seeds=[0], out=tmp_path
+        )
+        with pytest.raises(RuntimeError, match=r"another comparison \(pid 4242\) is running in"):
+            run_comparison(spec, progress=lambda *_: None)
+    finally:
+        holder.kill()
+        holder.wait()
+    # once the holder is gone the lock is free again (flock is released with the process)
+    with open(tmp_path / ".compare.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
