@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sim.add_argument("--optimizer", choices=OPTIMIZERS, default=_L.optimizer, help="optimiser")
+    sim.add_argument(
+        "--loss-normalization",
+        choices=("rollouts", "budget"),
+        default=_S.loss_normalization,
+        help="divide each update's loss by its rollouts (verl's token-mean) or by the step budget B",
+    )
     _add_options(
         sim,
         (
@@ -238,6 +244,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[OverheadConfig, Simulat
         cures_variants=variants,
         target=args.target,
         target_fraction=args.target_fraction,
+        loss_normalization=args.loss_normalization,
     )
     if args.quick:
         overhead = replace(overhead, sizes=(10_000,), seconds=0.2, min_repeats=5, max_repeats=50, warmup=2)

@@ -103,6 +103,10 @@ class SimulationConfig:
     target_fraction: float = 0.8
     """Per-seed target = start + this x (uniform's final accuracy - start) on that seed."""
 
+    loss_normalization: str = "rollouts"
+    """``rollouts``: each update's loss is averaged over its rollouts (verl's token-mean, per response in the
+    batch); ``budget``: divided by the step budget B whatever the update holds (a loss normalised per budget)."""
+
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.rollouts_per_prompt < 1 or self.steps < 1:
             raise ValueError("--batch-size, --rollouts-per-prompt and --steps must be >= 1")
@@ -114,6 +118,8 @@ class SimulationConfig:
             raise ValueError(f"--target={self.target} must lie in (0, 1)")
         if self.batch_size > self.learner.num_prompts:
             raise ValueError(f"--batch-size={self.batch_size} exceeds --num-prompts={self.learner.num_prompts}")
+        if self.loss_normalization not in ("rollouts", "budget"):
+            raise ValueError(f"--loss-normalization={self.loss_normalization!r}: choose 'rollouts' or 'budget'")
         if self.target is None and "uniform" not in self.strategies:
             raise ValueError("the default target is derived from uniform GRPO: include 'uniform' or pass --target")
 
@@ -267,7 +273,10 @@ def run_strategy(spec: StrategySpec, seed: int, config: SimulationConfig) -> Run
             4 x ``config.steps`` steps.
     """
     problem = problem_for(config, seed)
-    learner = Learner(problem, config.learner)
+    per_budget = config.loss_normalization == "budget"
+    learner = Learner(
+        problem, replace(config.learner, loss_denominator=config.budget) if per_budget else config.learner
+    )
     env = Environment(
         learner,
         batch_size=config.batch_size,

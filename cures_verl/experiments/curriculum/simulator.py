@@ -154,6 +154,11 @@ class LearnerConfig:
     beta2: float = 0.999
     """Second-moment decay of the Adam-like optimisers (verl's AdamW default)."""
 
+    loss_denominator: int | None = None
+    """What the loss's sum is divided by: None, the update's rollouts R (verl's ``token-mean``, per response in
+    the batch); an integer, that fixed count (the experiment sets the step budget B for
+    ``--loss-normalization budget``: a loss normalised per budget, whatever an update holds)."""
+
     def __post_init__(self) -> None:
         checks = (
             ("num_prompts", self.num_prompts >= 2),
@@ -165,6 +170,7 @@ class LearnerConfig:
             ("lr", self.lr is None or (self.lr > 0 and math.isfinite(self.lr))),
             ("beta1", 0.0 <= self.beta1 < 1.0),
             ("beta2", 0.0 <= self.beta2 < 1.0),
+            ("loss_denominator", self.loss_denominator is None or self.loss_denominator >= 1),
         )
         for name, ok in checks:
             if not ok:
@@ -421,7 +427,8 @@ class Learner:
         loss_weights: FloatArray | None = None,
         advantages: FloatArray | None = None,
     ) -> FloatArray:
-        """Gradient of the GRPO loss -sum_j w_j A_j log pi(y_j) / R with respect to the flat parameters.
+        """Gradient of the GRPO loss -sum_j w_j A_j log pi(y_j) / R (or / ``loss_denominator``) with respect to the
+        flat parameters.
 
         d/dz_x = -sum_{j: x_j = x} w_j A_j (y_j - p_x) / R, then the chain rule through phi_x.
 
@@ -445,7 +452,8 @@ class Learner:
             if np.shape(loss_weights) != ids.shape:
                 raise ValueError("loss_weights must have one entry per rollout")
             advantages = advantages * np.asarray(loss_weights, dtype=np.float64)
-        per_rollout = -advantages * (r - self.accuracy(ids)) / max(ids.size, 1)
+        denominator = self.config.loss_denominator or max(ids.size, 1)
+        per_rollout = -advantages * (r - self.accuracy(ids)) / denominator
         # [x3, x1, x3] -> unique [x1, x3] -> per-prompt sums by bincount
         unique, inverse = np.unique(ids, return_inverse=True)
         grad_z = np.bincount(inverse, weights=per_rollout, minlength=unique.size)

@@ -188,3 +188,30 @@ def test_invalid_learner_settings_name_the_option():
         LearnerConfig(transfer=1.5)
     with pytest.raises(ValueError, match="--optimizer"):
         LearnerConfig(optimizer="rmsprop")
+
+
+def test_a_loss_normalised_per_budget_divides_by_the_budget_not_the_rollouts():
+    from dataclasses import replace
+
+    from cures_verl.experiments.curriculum.experiment import SimulationConfig, run_strategy
+    from cures_verl.experiments.strategies import STRATEGIES
+
+    config = LearnerConfig(num_prompts=40, num_clusters=4)
+    problem = make_problem(config, np.random.default_rng(0))
+    ids = np.array([0, 0, 0, 5, 5, 5])
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    rewards = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+    per_response = Learner(problem, config).gradient(ids, groups, rewards)
+    per_budget = Learner(problem, replace(config, loss_denominator=24)).gradient(ids, groups, rewards)
+    np.testing.assert_allclose(per_budget, per_response * 6 / 24)
+    # the experiment passes the step budget B: Speed-RL's updates hold fewer rollouts than B, so its steps shrink
+    small = SimulationConfig(
+        learner=LearnerConfig(num_prompts=640, num_clusters=8), batch_size=16, steps=12, seeds=(0,)
+    )
+    runs = {
+        norm: run_strategy(STRATEGIES["speed_rl"], 0, replace(small, loss_normalization=norm))
+        for norm in ("rollouts", "budget")
+    }
+    assert not np.array_equal(runs["rollouts"].accuracy, runs["budget"].accuracy)
+    with pytest.raises(ValueError, match="loss-normalization"):
+        replace(small, loss_normalization="tokens")
