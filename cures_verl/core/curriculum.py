@@ -252,6 +252,10 @@ class CurriculumSampler:
             metrics["posterior/forgetting"] = rate
         if self.timeline.learns:
             self.tracker.update(counts.prompt_indices, counts.num_correct, counts.num_total)
+        shared = self.tracker.shared
+        if shared is not None:  # the shared models' intercepts: the population's drift, the unseen prompts' offset
+            metrics["posterior/drift_intercept"] = float(shared.w_drift[0])
+            metrics["posterior/feature_prior_intercept"] = float(shared.w_level[0])
         if rate:
             # bounded: lazy, O(1), the bounds of the other prompts cover it until they expire; dense: eager, O(N)
             self.tracker.decay(1.0 - rate, lazy=self.policy.bounded)

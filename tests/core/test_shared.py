@@ -232,3 +232,21 @@ def test_bad_settings_and_features_get_clear_errors():
     bad[4, 1] = np.nan
     with pytest.raises(ValueError, match="row 4"):
         CurriculumSampler(10, batch_size=2, rollouts_per_prompt=4, config=_continuous(drift=True), prompt_features=bad)
+
+
+def test_the_sampler_reports_the_shared_models_intercepts():
+    sampler = CurriculumSampler(40, batch_size=4, rollouts_per_prompt=4, config=_continuous(drift=True))
+    plan = sampler.plan_step()
+    ids = np.repeat(plan.prompt_indices, plan.rollouts)
+    first = sampler.observe(ids, np.zeros(ids.size))
+    assert first["posterior/drift_intercept"] == 0.0  # first observations teach no drift
+    sampler.observe(ids, np.ones(ids.size))  # the same prompts, now always right: the population moved up
+    again = sampler.observe(ids, np.ones(ids.size))
+    assert again["posterior/drift_intercept"] > 0
+    assert "posterior/drift_intercept" not in _plain_metrics()
+
+
+def _plain_metrics():
+    sampler = CurriculumSampler(40, batch_size=4, rollouts_per_prompt=4, config=_continuous())
+    plan = sampler.plan_step()
+    return sampler.observe(np.repeat(plan.prompt_indices, plan.rollouts), np.zeros(plan.total_rollouts))
