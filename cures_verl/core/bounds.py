@@ -144,18 +144,25 @@ class _Counts:
                     n_low = alpha_lo + beta_lo
                     low = 2.0 * spread_low * n_low / (n_low + 1.0)
         elif score == "informative":
-            # factor k of E[p^n]: (alpha + k) / (alpha + beta + k), k < n, at d = 1 and d = keep, shape (n, K, k)
-            ks = np.arange(group_size, dtype=np.float64).reshape(-1, 1, 1)
-            inv_hi, inv_lo = 1.0 / (alpha_hi + beta_hi + ks), 1.0 / (alpha_lo + beta_lo + ks)
-            correct_hi, correct_lo = (alpha_hi + ks) * inv_hi, (alpha_lo + ks) * inv_lo
-            wrong_hi, wrong_lo = (beta_hi + ks) * inv_hi, (beta_lo + ks) * inv_lo
-            # each factor is monotone in d: its extreme values over the window are at the ends
-            all_correct = np.minimum(correct_hi, correct_lo).prod(axis=0)
-            all_wrong = np.minimum(wrong_hi, wrong_lo).prod(axis=0)
+            # factor j of E[p^n]: (alpha + j) / (alpha + beta + j), j < n, at d = 1 (shape (k,)) and d = keep
+            # (shape (K, k)); each factor is monotone in d, so its extreme values over the window are at the ends.
+            # The products run one factor at a time in place (the same products, in the same order, as a
+            # reduction over a (n, K, k) array, without building it).
+            n_hi, n_lo = alpha_hi + beta_hi, alpha_lo + beta_lo
+            all_correct, all_wrong = np.ones(shape), np.ones(shape)
+            most_correct, most_wrong = (np.ones(shape), np.ones(shape)) if lower else (all_correct, all_wrong)
+            pick = np.empty(shape)
+            for j in range(group_size):
+                inv_hi, inv_lo = 1.0 / (n_hi + j), 1.0 / (n_lo + j)
+                correct_hi, correct_lo = (alpha_hi + j) * inv_hi, (alpha_lo + j) * inv_lo
+                wrong_hi, wrong_lo = (beta_hi + j) * inv_hi, (beta_lo + j) * inv_lo
+                all_correct *= np.minimum(correct_hi, correct_lo, out=pick)
+                all_wrong *= np.minimum(wrong_hi, wrong_lo, out=pick)
+                if lower:
+                    most_correct *= np.maximum(correct_hi, correct_lo, out=pick)
+                    most_wrong *= np.maximum(wrong_hi, wrong_lo, out=pick)
             s = np.clip(1.0 - all_correct - all_wrong, 0.0, 1.0)
             if lower:
-                most_correct = np.maximum(correct_hi, correct_lo).prod(axis=0)
-                most_wrong = np.maximum(wrong_hi, wrong_lo).prod(axis=0)
                 low = np.clip(1.0 - most_correct - most_wrong, 0.0, 1.0)
         elif score == "thompson":
             s = np.full(shape, 0.5)
