@@ -25,6 +25,7 @@ import numpy as np
 from cures_verl.config import AllocationConfig
 from cures_verl.core._typing import FloatArray, IntArray
 from cures_verl.core.difficulty import BetaAccuracyTracker
+from cures_verl.core.grouping import sorted_distinct
 from cures_verl.core.sampling import reward_std
 
 __all__ = [
@@ -98,7 +99,7 @@ def _water_fill(weights: FloatArray, total: float, lo: float, hi: float) -> Floa
     weights = np.maximum(weights / weights.max(), 1e-15)
     floor_kinks = lo / weights  # lam below which prompt i sits at the floor
     ceiling_kinks = hi / weights  # lam above which it sits at the ceiling (inf without a maximum)
-    kinks = np.unique(np.concatenate([floor_kinks, ceiling_kinks[np.isfinite(ceiling_kinks)]]))
+    kinks = sorted_distinct(np.concatenate([floor_kinks, ceiling_kinks[np.isfinite(ceiling_kinks)]]))
 
     def filled(lam: float) -> float:
         return float(np.clip(lam * weights, lo, hi).sum())

@@ -45,6 +45,7 @@ import numpy as np
 
 from cures_verl.core._typing import FloatArray, IntArray
 from cures_verl.core.difficulty import BetaAccuracyTracker
+from cures_verl.core.grouping import sorted_distinct
 
 __all__ = ["MASS_FLOOR_SHARE", "MAX_BOUND_RATIO", "WINDOWS", "ExpiryQueue", "log_weight_bounds", "windowed_bounds"]
 
@@ -222,7 +223,11 @@ def windowed_bounds(
     log_ratio = math.log(MAX_BOUND_RATIO)
     # every window at once, widest first (inf: all the way to the prior); whether a window fits is monotone in it
     upper, lower = counts.both(np.exp(-WINDOWS), *args)
-    ok = upper <= np.maximum(lower + log_ratio, np.logaddexp(lower, log_mass_floor))
+    # fits: B <= L + log(ratio), or else B <= log(e^L + F) (computed only where the first test fails)
+    ok = upper <= lower + log_ratio
+    rest = ~ok
+    if rest.any():
+        ok[rest] = upper[rest] <= np.logaddexp(lower[rest], log_mass_floor)
     choice = np.where(ok.any(axis=0), ok.argmax(axis=0), WINDOWS.size - 1)  # the widest that fits
     bounds: FloatArray = upper[choice, np.arange(idx.size)]
     windows: FloatArray = WINDOWS[choice]
@@ -295,7 +300,7 @@ class ExpiryQueue:
             found.append(ids[self.key[ids] == key])
         if not found:
             return np.empty(0, dtype=np.int64)
-        expired = np.unique(np.concatenate(found))
+        expired = sorted_distinct(np.concatenate(found))
         self.key[expired] = self.NEVER
         return expired
 

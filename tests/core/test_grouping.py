@@ -66,3 +66,11 @@ def test_rollouts_grouped_by_prompt_count_like_the_general_path_bit_for_bit(prom
         split = np.concatenate([ids, ids[:1]])
         again = count_rollouts(split, np.concatenate([rewards, rewards[:1]]), rule="fractional")
         assert again.num_total[np.searchsorted(again.prompt_indices, ids[0])] == sizes[0] + 1
+
+
+@given(st.one_of(st.lists(st.integers(-50, 50), max_size=80), st.lists(st.floats(-1e3, 1e3), max_size=80)))
+def test_sorted_distinct_is_numpys_unique(values):
+    from cures_verl.core.grouping import sorted_distinct
+
+    x = np.array(values)
+    np.testing.assert_array_equal(sorted_distinct(x), np.unique(x))
