@@ -279,7 +279,9 @@ class ExpiryQueue:
         if idx.size == 0:
             return
         order = np.argsort(keys, kind="stable")
-        distinct, starts = np.unique(keys[order], return_index=True)
+        ordered = keys[order]
+        starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))  # each key's first position
+        distinct = ordered[starts]
         for key, part in zip(distinct.tolist(), np.split(idx[order], starts[1:]), strict=True):
             bucket = self._buckets.get(key)
             if bucket is None:
