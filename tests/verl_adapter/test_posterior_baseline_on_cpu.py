@@ -35,7 +35,9 @@ def _expected(plan, prompts_before, alpha, beta, rewards, max_group, loss_weight
     return np.array(out)
 
 
-def _run(trainer, kv_store, rewards_of, max_group, loss_weighting="prompt"):
+def _run(trainer, kv_store, rewards_of, max_group, loss_weighting="prompt", *, informative=False):
+    """One step through the real _compute_advantage; the advantages written must be the expected ones (with
+    ``informative``, scaled by rows / rows with a nonzero advantage, loss_normalizer=informative)."""
     trainer.global_steps += 1
     uids = [str(uid) for uid in trainer._fetch_one_gen_batch()["uid"]]
     plan = trainer._step_plan
@@ -48,11 +50,23 @@ def _run(trainer, kv_store, rewards_of, max_group, loss_weighting="prompt"):
     trainer._compute_advantage(meta, metrics)
     written = kv_store.field(meta.keys, "advantages")
     expected = _expected(plan, prompts, alpha, beta, rewards, max_group, loss_weighting)
+    if informative:
+        nonzero = np.abs(expected) > 1e-6
+        scale = nonzero.size / nonzero.sum() if nonzero.any() else 1.0
+        expected = expected * scale
+        assert metrics["cures/alloc/informative_scale"] == pytest.approx(scale)
+        assert metrics["cures/alloc/informative_share"] == pytest.approx(nonzero.mean())
     for row, value, length in zip(written, expected, lengths, strict=True):
         assert row.shape == (length,)
         np.testing.assert_allclose(row.numpy(), value, rtol=1e-5, atol=1e-6)
     metrics.update(trainer._observe(meta))
     return plan, rewards, metrics
+
+
+def _rewards_of(prompts):
+    """Prompts 0-3 always right, 4-7 always wrong, the rest alternate."""
+    alternate = np.arange(prompts.size) % 2 == 0
+    return np.where(prompts < 4, 1.0, np.where(prompts < 8, 0.0, alternate))
 
 
 @pytest.mark.parametrize("loss_weighting", ["prompt", "rollout"])
@@ -64,10 +78,7 @@ def test_small_groups_get_posterior_advantages_and_the_rest_grpos(make_trainer, 
         f"cures.allocation.loss_weighting={loss_weighting}",
     )
     trainer.global_steps = 0
-
-    def rewards_of(prompts):  # prompts 0-3 always right, 4-7 always wrong, the rest alternate
-        alternate = np.arange(prompts.size) % 2 == 0
-        return np.where(prompts < 4, 1.0, np.where(prompts < 8, 0.0, alternate))
+    rewards_of = _rewards_of
 
     # two cold-start steps of 2 rollouts a prompt: every group is small, all-equal groups get a signal
     shares = []
@@ -120,32 +131,10 @@ def test_the_informative_normalizer_scales_the_step_by_rows_over_informative_row
         "cures.allocation.posterior_baseline_max_group=3",
     )
     trainer.global_steps = 0
-
-    def rewards_of(prompts):  # prompts 0-3 always right, 4-7 always wrong, the rest alternate
-        alternate = np.arange(prompts.size) % 2 == 0
-        return np.where(prompts < 4, 1.0, np.where(prompts < 8, 0.0, alternate))
-
     max_group = 3 if baseline == "posterior" else 0
     scales = []
     for _ in range(5):
-        trainer.global_steps += 1
-        uids = [str(uid) for uid in trainer._fetch_one_gen_batch()["uid"]]
-        plan = trainer._step_plan
-        alpha, beta = trainer.curriculum.tracker.alpha_beta(plan.prompt_indices)
-        prompts = np.repeat(plan.prompt_indices, plan.rollouts)
-        rewards = np.asarray(rewards_of(prompts), dtype=float)
-        lengths = [1 + k % 3 for k in range(prompts.size)]
-        meta = kv_store.put_rollouts(uids, plan.rollouts.tolist(), rewards.tolist(), lengths)
-        metrics: dict = {}
-        trainer._compute_advantage(meta, metrics)
-        expected = _expected(plan, prompts, alpha, beta, rewards, max_group)
-        nonzero = np.abs(expected) > 1e-6
-        scale = nonzero.size / nonzero.sum() if nonzero.any() else 1.0
-        for row, value in zip(kv_store.field(meta.keys, "advantages"), expected * scale, strict=True):
-            np.testing.assert_allclose(row.numpy(), value, rtol=1e-5, atol=1e-6)
-        assert metrics["cures/alloc/informative_scale"] == pytest.approx(scale)
-        assert metrics["cures/alloc/informative_share"] == pytest.approx(nonzero.mean())
-        scales.append(scale)
-        trainer._observe(meta)
+        _, _, metrics = _run(trainer, kv_store, _rewards_of, max_group, informative=True)
+        scales.append(metrics["cures/alloc/informative_scale"])
     if baseline == "group":
         assert max(scales) > 1.0  # all-equal groups occurred: the test exercised the scaling
