@@ -300,6 +300,8 @@ class CuresTrainer(ProgressTrainer):
         self.batch_sampler: CuresBatchSampler | None = None
         self._prompt_of_uid: dict[str, int] = {}
         self._prompts_of_keys_cache: tuple[list[str], np.ndarray] | None = None
+        # the step's per-rollout rewards when _compute_advantage already read them (posterior baseline), for _observe
+        self._rewards_of_keys: tuple[list[str], np.ndarray] | None = None
         self._step_plan: StepPlan | None = None
         self._dump_path: str | None = None
         self._replicas_kept_awake = False
@@ -447,6 +449,7 @@ class CuresTrainer(ProgressTrainer):
         uids = _as_list(batch["uid"])
         self._prompt_of_uid = {str(uid): int(p) for uid, p in zip(uids, plan.prompt_indices.tolist(), strict=True)}
         self._prompts_of_keys_cache = None
+        self._rewards_of_keys = None
         self._step_plan = plan
         return batch
 
@@ -536,7 +539,9 @@ class CuresTrainer(ProgressTrainer):
         alloc, post = self.cures_config.allocation, self.cures_config.posterior
         prompts = self._prompts_of_keys(keys)
         # rm_scores holds the reward on the response's last token (pre-KL): the sum is the rollout's reward
-        outcomes = rewards_to_outcomes(_row_sums(data["rm_scores"]), post.reward_rule, post.reward_threshold)
+        rewards = _row_sums(data["rm_scores"])
+        self._rewards_of_keys = (list(keys), rewards)  # _observe reuses them instead of reading rm_scores again
+        outcomes = rewards_to_outcomes(rewards, post.reward_rule, post.reward_threshold)
         alpha, beta = self.curriculum.tracker.alpha_beta(prompts)
         chosen = small_group_advantages(
             prompts,
@@ -634,10 +639,13 @@ class CuresTrainer(ProgressTrainer):
         if plan is None:
             raise RuntimeError("a training step ran without a CurES plan")
         keys = self._real_keys(batch)
-        fields = ["rm_scores", "extra_fields"]
+        cached = self._rewards_of_keys
+        known = cached is not None and cached[0] == keys
+        fields = ["extra_fields"] if known else ["rm_scores", "extra_fields"]
         data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields)
         # rm_scores holds the reward on the response's last token (pre-KL): the sum is the rollout's reward
-        rewards = _row_sums(data["rm_scores"])
+        rewards = cached[1] if known and cached is not None else _row_sums(data["rm_scores"])
+        self._rewards_of_keys = None
         reward_means = _reward_extra_means(_as_list(data["extra_fields"]))
         prompts = self._prompts_of_keys(keys)
         realised = np.bincount(np.searchsorted(np.sort(plan.prompt_indices), prompts), minlength=plan.rollouts.size)

@@ -75,6 +75,8 @@ class KVStore:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
         self.tags: dict[tuple[str, str], dict[str, Any]] = {}
+        #: the fields each kv_batch_get asked for, in order
+        self.reads: list[list[str]] = []
 
     def kv_batch_put(self, keys: list[str], partition_id: str, fields: Any = None, tags: Any = None) -> Any:
         import torch
@@ -104,6 +106,7 @@ class KVStore:
         from verl.utils import tensordict_utils as tu
 
         rows = [self.rows[(partition_id, key)] for key in keys]
+        self.reads.append(list(select_fields or []))
         names = [name for name in (select_fields or list(rows[0])) if name in rows[0]]
         out: dict[str, Any] = {}
         for name in names:

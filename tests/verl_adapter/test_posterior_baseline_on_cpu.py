@@ -100,6 +100,9 @@ def test_small_groups_get_posterior_advantages_and_the_rest_grpos(make_trainer, 
         small = plan.rollouts[plan.rollouts <= 3].sum() / plan.rollouts.sum()
         assert metrics["cures/alloc/posterior_baseline_share"] == pytest.approx(small)
     assert min(seen_sizes) <= 3 < max(seen_sizes), seen_sizes
+    # the step's rewards are read from TransferQueue once: _observe reuses those the posterior baseline read
+    observe_reads = [fields for fields in kv_store.reads if "extra_fields" in fields]
+    assert observe_reads and all("rm_scores" not in fields for fields in observe_reads)
 
 
 def test_the_posterior_baseline_is_refused_where_there_is_no_outcome_to_centre(make_trainer, tmp_path):
