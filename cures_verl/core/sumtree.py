@@ -96,6 +96,8 @@ class SumTree:
             raise ValueError("weights must be finite and >= 0")
         node = indices + self.capacity
         self.nodes[node] = weights
+        # sorted indices keep their parents sorted: repeated parents are then dropped level by level
+        ordered = bool(np.all(indices[1:] >= indices[:-1]))
         level = self.capacity  # first node of the level being recomputed (= its number of nodes)
         for _ in range(self.depth):
             level >>= 1
@@ -108,8 +110,11 @@ class SumTree:
                     level >>= 1
                 return
             node = node >> 1
-            # duplicates in `node` write the same value twice, which is harmless
-            self.nodes[node] = self.nodes[2 * node] + self.nodes[2 * node + 1]
+            if ordered and node.size > 1:
+                node = node[np.concatenate([[True], node[1:] != node[:-1]])]
+            # (unsorted input) duplicates in `node` write the same value twice, which is harmless
+            left = 2 * node
+            self.nodes[node] = self.nodes[left] + self.nodes[left + 1]
 
     def find(self, targets: FloatArray) -> IntArray:
         """Leaf index whose cumulative-weight interval contains each target in ``[0, total)``.
@@ -124,6 +129,6 @@ class SumTree:
             left = 2 * node
             left_sum = self.nodes[left]
             go_right = targets >= left_sum
-            targets -= np.where(go_right, left_sum, 0.0)
+            np.subtract(targets, left_sum, out=targets, where=go_right)
             node = left + go_right
         return np.minimum(node - self.capacity, self.size - 1)
