@@ -125,6 +125,16 @@ def check_trainer_config(config: DictConfig, cures: CuresConfig) -> None:
             f"algorithm.adv_estimator={config.algorithm.adv_estimator}: a prompt with one rollout would get its raw "
             "reward as advantage (verl's group estimators need 2 rollouts); set cures.allocation.min_per_prompt=2"
         )
+    rollout_n = int(config.actor_rollout_ref.rollout.n)
+    if cures.preset == "small_groups" and rollout_n > cures.allocation.posterior_baseline_max_group:
+        # the preset's point is the posterior baseline, which only acts on groups of <= posterior_baseline_max_group
+        problems.append(
+            f"cures.preset=small_groups with actor_rollout_ref.rollout.n={rollout_n}: its posterior baseline acts "
+            f"on groups of at most cures.allocation.posterior_baseline_max_group="
+            f"{cures.allocation.posterior_baseline_max_group} rollouts, so with n={rollout_n} it would be paper "
+            "without a cold start; set actor_rollout_ref.rollout.n=2 and data.train_batch_size to 4x the prompts "
+            "(the same rollouts a step), or choose another preset"
+        )
     if cures.sampler.screening_rollouts > 0:
         # A screened step needs two generation rounds (screen, then continue the kept prompts), and verl 0.9.1's V1
         # trainer generates once per step (trainer_sync.py's step); the option exists for the core and the benchmark.

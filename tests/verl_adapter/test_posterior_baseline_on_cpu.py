@@ -121,6 +121,25 @@ def test_the_posterior_baseline_is_refused_where_there_is_no_outcome_to_centre(m
     assert "algorithm.use_kl_in_reward=true" in str(error.value)
 
 
+def test_the_small_groups_preset_is_refused_with_groups_its_baseline_never_touches(make_trainer, tmp_path):
+    from omegaconf import open_dict
+
+    from cures_verl.config import preset_config
+    from cures_verl.verl_adapter.trainer import check_trainer_config
+
+    trainer = make_trainer(tmp_path)
+    small_groups = preset_config("small_groups")
+    assert small_groups.allocation.advantage_baseline == "posterior" and small_groups.schedule.cold_start_rollouts == 0
+    for n, refused in ((2, False), (4, False), (8, True)):
+        with open_dict(trainer.config):
+            trainer.config.actor_rollout_ref.rollout.n = n
+        if refused:
+            with pytest.raises(ValueError, match=r"cures\.preset=small_groups with actor_rollout_ref\.rollout\.n=8"):
+                check_trainer_config(trainer.config, small_groups)
+        else:
+            check_trainer_config(trainer.config, small_groups)
+
+
 @pytest.mark.parametrize("baseline", ["group", "posterior"])
 def test_the_informative_normalizer_scales_the_step_by_rows_over_informative_rows(
     make_trainer, kv_store, tmp_path, baseline
