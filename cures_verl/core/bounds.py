@@ -45,7 +45,7 @@ import numpy as np
 
 from cures_verl.core._typing import FloatArray, IntArray
 from cures_verl.core.difficulty import BetaAccuracyTracker
-from cures_verl.core.grouping import sorted_distinct
+from cures_verl.core.grouping import run_starts, sorted_distinct
 
 __all__ = ["MASS_FLOOR_SHARE", "MAX_BOUND_RATIO", "WINDOWS", "ExpiryQueue", "log_weight_bounds", "windowed_bounds"]
 
@@ -280,7 +280,7 @@ class ExpiryQueue:
             return
         order = np.argsort(keys, kind="stable")
         ordered = keys[order]
-        starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))  # each key's first position
+        starts = run_starts(ordered)  # each key's first position
         distinct = ordered[starts]
         for key, part in zip(distinct.tolist(), np.split(idx[order], starts[1:]), strict=True):
             bucket = self._buckets.get(key)

@@ -18,7 +18,7 @@ import numpy as np
 
 from cures_verl.core._typing import FloatArray, IntArray
 
-__all__ = ["PromptCounts", "count_rollouts", "rewards_to_outcomes", "sorted_distinct"]
+__all__ = ["PromptCounts", "count_rollouts", "rewards_to_outcomes", "run_starts", "sorted_distinct"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,21 @@ def rewards_to_outcomes(rewards: FloatArray, rule: str = "binary", threshold: fl
     raise ValueError(f"unknown reward rule {rule!r}; choose 'binary', 'threshold' or 'fractional'")
 
 
+def run_starts(values: np.ndarray) -> IntArray:
+    """The index of the first element of each run of equal neighbours of a 1-D array (the distinct values' first
+    positions when the array is sorted).
+
+    Example:
+        >>> run_starts(np.array([7, 7, 3, 3, 3, 7])).tolist()
+        [0, 2, 5]
+    """
+    v = np.asarray(values).reshape(-1)
+    if v.size == 0:
+        return np.empty(0, dtype=np.int64)
+    starts: IntArray = np.flatnonzero(np.concatenate([[True], v[1:] != v[:-1]]))
+    return starts
+
+
 def sorted_distinct(values: np.ndarray) -> np.ndarray:
     """The distinct values of a 1-D array, sorted: ``np.unique(values)`` for integers and finite floats, by one
     sort and a comparison of neighbours (numpy 2's hash-based ``unique`` is about 20x slower on the few thousand
@@ -95,12 +110,7 @@ def sorted_distinct(values: np.ndarray) -> np.ndarray:
         [2, 5, 9]
     """
     ordered = np.sort(np.asarray(values).reshape(-1), kind="stable")
-    if ordered.size < 2:
-        return ordered
-    keep = np.empty(ordered.size, dtype=bool)
-    keep[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    result: np.ndarray = ordered[keep]
+    result: np.ndarray = ordered[run_starts(ordered)]
     return result
 
 
@@ -138,7 +148,7 @@ def count_rollouts(
     if idx.size:
         # a trainer's batch holds each prompt's rollouts together: [7, 7, 3, 3, 3] -> runs at 0, 2 of prompts
         # [7, 3]; when no prompt has two runs, sum each run and sort the m prompts (not the k rollouts)
-        starts = np.flatnonzero(np.concatenate([[True], idx[1:] != idx[:-1]]))
+        starts = run_starts(idx)
         runs = idx[starts]
         order = np.argsort(runs, kind="stable")
         sorted_runs = runs[order]

@@ -17,7 +17,7 @@ import numpy as np
 from cures_verl.core._typing import FloatArray, IntArray
 from cures_verl.core.allocation import RolloutAllocator
 from cures_verl.core.difficulty import BetaAccuracyTracker
-from cures_verl.core.grouping import PromptCounts
+from cures_verl.core.grouping import PromptCounts, run_starts
 from cures_verl.core.sampling import SamplingPolicy
 from cures_verl.core.schedule import COLD_START, StepPlan
 
@@ -48,7 +48,7 @@ def average_ranks(x: FloatArray) -> FloatArray:
     # one sort: [0.3, 0.1, 0.3] -> sorted [0.1, 0.3, 0.3], tie runs [0, 1) [1, 3) -> mean ranks 0, 1.5
     order = np.argsort(x, kind="stable")
     ordered = x[order]
-    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if x.size else np.empty(0, int)
+    starts = run_starts(ordered)
     ends = np.append(starts[1:], x.size)
     result: FloatArray = np.empty(x.size)
     result[order] = np.repeat((starts + ends - 1) / 2.0, ends - starts)

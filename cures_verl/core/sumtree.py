@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from cures_verl.core._typing import FloatArray, IntArray
+from cures_verl.core.grouping import run_starts
 
 __all__ = ["SumTree"]
 
@@ -111,7 +112,7 @@ class SumTree:
                 return
             node = node >> 1
             if ordered and node.size > 1:
-                node = node[np.concatenate([[True], node[1:] != node[:-1]])]
+                node = node[run_starts(node)]
             # (unsorted input) duplicates in `node` write the same value twice, which is harmless
             left = 2 * node
             self.nodes[node] = self.nodes[left] + self.nodes[left + 1]

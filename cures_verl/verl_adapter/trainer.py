@@ -53,6 +53,7 @@ from cures_verl.core import (
     rewards_to_outcomes,
     small_group_advantages,
 )
+from cures_verl.core.grouping import run_starts
 from cures_verl.verl_adapter import metrics as cures_metrics
 from cures_verl.verl_adapter.hydra_config import cures_config_from
 from cures_verl.verl_adapter.progress import ProgressTrainer
@@ -247,7 +248,7 @@ def _scale_rows(values: Any, row_weights: np.ndarray) -> Any:
     w = weights.to(values.dtype).numpy()
     offsets = values.offsets().cpu().numpy()
     out = np.empty_like(flat)
-    starts = np.flatnonzero(np.concatenate([[True], w[1:] != w[:-1]])) if w.size else np.empty(0, dtype=np.int64)
+    starts = run_starts(w)
     ends = np.append(starts[1:], w.size)
     # [w0 w0 w1 w1 w1 w0] -> runs (0, 2, w0), (2, 5, w1), (5, 6, w0): one multiply per run over its tokens
     for first, last, weight in zip(offsets[starts].tolist(), offsets[ends].tolist(), w[starts], strict=True):
@@ -519,6 +520,7 @@ class CuresTrainer(ProgressTrainer):
         advantages = data["advantages"]
         if posterior:
             advantages = self._posterior_baseline(keys, data, metrics)
+        row_weights: np.ndarray | None = None
         if alloc.loss_weighting == "prompt":
             # Eq. 16 with the step's actual mean n: the factors average 1 over the step's rollouts
             prompt_weights = advantage_weights(plan.rollouts)
@@ -526,16 +528,18 @@ class CuresTrainer(ProgressTrainer):
             order = np.argsort(plan.prompt_indices)
             position = order[np.searchsorted(plan.prompt_indices[order], self._prompts_of_keys(keys))]
             row_weights = prompt_weights[position].astype(np.float32)  # as torch.tensor(list of floats) rounds
-            # jagged rows [a_0 | a_1 ...] -> row r scaled by w_r, in one pass over the tokens
-            advantages = _scale_rows(advantages, row_weights)
             metrics[cures_metrics.key("alloc/advantage_weight_max")] = float(row_weights.max())
         if informative:
-            # the loss's mean counts only rows with a nonzero advantage: the rows scaled by rows / such rows
+            # the loss's mean counts only rows with a nonzero advantage: the rows scaled by rows / such rows (the
+            # positive Eq. 16 factors keep a row's zeros and nonzeros, so the rows are counted before them)
             nonzero = _row_nonzero(advantages)
             scale = informative_scale(nonzero)
-            advantages = _scale_rows(advantages, np.full(len(keys), scale, dtype=np.float32))
+            row_weights = np.full(len(keys), scale, dtype=np.float32) * (1.0 if row_weights is None else row_weights)
             metrics[cures_metrics.key("alloc/informative_share")] = float(nonzero.mean())
             metrics[cures_metrics.key("alloc/informative_scale")] = scale
+        if row_weights is not None:
+            # jagged rows [a_0 | a_1 ...] -> row r scaled by w_r, in one pass over the tokens
+            advantages = _scale_rows(advantages, row_weights)
         tq.kv_batch_put(
             keys=keys, partition_id=batch.partition_id, fields=tu.get_tensordict({"advantages": advantages})
         )
