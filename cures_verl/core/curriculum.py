@@ -260,7 +260,7 @@ class CurriculumSampler:
             # bounded: lazy, O(1), the bounds of the other prompts cover it until they expire; dense: eager, O(N)
             self.tracker.decay(1.0 - rate, lazy=self.policy.bounded)
         # forgetting, or a shared drift / feature prior just refitted, moves every prompt's weight
-        moved = bool(rate) or (self.tracker.shared is not None and self.timeline.learns)
+        moved = bool(rate) or (shared is not None and self.timeline.learns)
         self.policy.observed(counts.prompt_indices, all_moved=moved)
         return metrics
 

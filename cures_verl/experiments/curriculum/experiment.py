@@ -133,15 +133,17 @@ class SimulationConfig:
         """Rollouts every strategy spends in a run."""
         return self.steps * self.budget
 
-    def context(self, seed: int) -> StrategyContext:
-        """The strategy context of one seed (with the seed's problem's cluster labels as prompt groups)."""
+    def context(self, seed: int, problem: Problem | None = None) -> StrategyContext:
+        """The strategy context of one seed, with the cluster labels of the seed's problem (``problem`` when the
+        caller has built it already) as prompt groups."""
+        problem = problem if problem is not None else problem_for(self, seed)
         return StrategyContext(
             num_prompts=self.learner.num_prompts,
             batch_size=self.batch_size,
             rollouts_per_prompt=self.rollouts_per_prompt,
             seed=seed,
             options=self.options,
-            prompt_groups=problem_for(self, seed).clusters,
+            prompt_groups=problem.clusters,
         )
 
 
@@ -283,7 +285,7 @@ def run_strategy(spec: StrategySpec, seed: int, config: SimulationConfig) -> Run
         rollouts_per_prompt=config.rollouts_per_prompt,
         rng=np.random.default_rng([seed, 202]),
     )
-    strategy = spec.factory(config.context(seed))
+    strategy = spec.factory(config.context(seed, problem))
     start = learner.mean_accuracy()
     records: list[StepRecord] = []
     total = 0
